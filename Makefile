@@ -1,0 +1,29 @@
+# The README's two commands: `make demo` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+RIDECAST := $(VENV)/bin/ridecast
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-unit test-integration down bench lint
+
+install:
+	@bash scripts/bootstrap.sh
+
+demo: install
+	@$(RIDECAST) demo
+
+test: install
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	@$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: install
+	@$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+down:
+	@if [ -x $(RIDECAST) ]; then $(RIDECAST) down; fi
+
+bench: install
+	@$(PY) -m benchmarks.run_all

@@ -1,0 +1,155 @@
+"""The one place that knows hosts, ports, paths and catalog URIs.
+
+Every component reads :func:`get_settings`. Values come, in rising priority, from the defaults below,
+a TOML file (``$RIDECAST_CONFIG`` or ``./ridecast.toml``), and ``RIDECAST_*`` environment variables
+(nested with ``__``, e.g. ``RIDECAST_CATALOG__URI=postgresql+psycopg2://...``). The embedded defaults and
+a Kubernetes deployment differ only in these values, never in code paths.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+__all__ = [
+    "CatalogSettings",
+    "FlinkSettings",
+    "KafkaSettings",
+    "Settings",
+    "SqlSettings",
+    "get_settings",
+    "repo_root",
+]
+
+
+def repo_root() -> Path:
+    """The checkout this package runs from (holds .venv-flink, .cache and flink_jobs)."""
+    return Path(__file__).resolve().parent.parent
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str | None = Field(
+        None, description="host:port list; unset means the embedded broker that `ridecast up` started"
+    )
+    events_topic: str = "trip-events"
+    features_topic: str = "zone-features"
+    dead_letter_topic: str = "trip-events-dlq"
+    partitions: int = Field(1, ge=1, description="partitions of the events topic (created explicitly)")
+    broker_port: int = Field(0, ge=0, description="embedded broker port; 0 picks a free one")
+
+
+class CatalogSettings(BaseModel):
+    name: str = Field("ridecast", description="JDBC catalog name; Trino's iceberg.jdbc-catalog.catalog-name")
+    uri: str | None = Field(None, description="SQLAlchemy URI; unset means sqlite in the state dir")
+    warehouse: str | None = Field(None, description="warehouse location; unset means file:// in the state dir")
+    properties: dict[str, str] = Field(default_factory=dict, description="extra pyiceberg catalog properties (s3.*)")
+
+
+class FlinkSettings(BaseModel):
+    window_minutes: list[int] = Field(default_factory=lambda: [15, 60])
+    slide_minutes: int = Field(5, ge=1)
+    watermark_delay_s: int = Field(30, ge=0, description="allowed lateness: events older than this are late")
+    idle_timeout_s: int = Field(30, ge=1, description="a partition idle this long stops holding the watermark")
+    max_future_skew_s: int = Field(900, ge=0, description="events further ahead of wall-clock time are rejected")
+    max_event_age_days: int = Field(3650, ge=1, description="events older than this are rejected")
+    max_payload_bytes: int = Field(16384, ge=256)
+    checkpoint_interval_s: int = Field(10, ge=1)
+    parallelism: int = Field(1, ge=1)
+    rolling_interval_s: int = Field(60, ge=1, description="max age of a staged file before it is rolled")
+    task_memory_mb: int = Field(1024, ge=256)
+    startup_mode: str = Field("group-offsets", description="group-offsets | earliest-offset | latest-offset")
+    consumer_group: str = "ridecast-features"
+    python: str | None = Field(None, description="Python of the Flink environment; default .venv-flink")
+    jars_dir: str | None = Field(None, description="connector jars; default .cache/jars")
+
+    @field_validator("window_minutes")
+    @classmethod
+    def _windows_multiple_of_slide(cls, v: list[int]) -> list[int]:
+        if not v or any(w <= 0 for w in v):
+            raise ValueError("window_minutes must be positive")
+        return sorted(set(v))
+
+
+class SqlSettings(BaseModel):
+    trino_url: str | None = Field(None, description="http(s)://host:port of Trino; unset means embedded DuckDB")
+    trino_user: str = "ridecast"
+    trino_catalog: str = "iceberg"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RIDECAST_", env_nested_delimiter="__", extra="ignore")
+
+    home: Path = Field(Path(".ridecast"), description="state dir: pids, logs, catalog, warehouse, staging")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    flink: FlinkSettings = Field(default_factory=FlinkSettings)
+    sql: SqlSettings = Field(default_factory=SqlSettings)
+    zones_file: Path | None = Field(None, description="zone list CSV; default Singapore's 55 planning areas")
+    commit_interval_s: float = Field(5.0, gt=0, description="how often the Iceberg committer looks for files")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = Path(os.environ.get("RIDECAST_CONFIG", "ridecast.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    # Derived locations: one definition each, so no caller builds paths by hand.
+    @property
+    def state_dir(self) -> Path:
+        return self.home.resolve()
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where the Flink job's file sinks write; the committer reads finalized files from here."""
+        return self.state_dir / "staging"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.state_dir / "checkpoints"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def catalog_uri(self) -> str:
+        return self.catalog.uri or f"sqlite:///{self.state_dir / 'catalog.db'}"
+
+    @property
+    def warehouse(self) -> str:
+        return self.catalog.warehouse or (self.state_dir / "warehouse").as_uri()
+
+    @property
+    def flink_python(self) -> Path:
+        return Path(self.flink.python) if self.flink.python else repo_root() / ".venv-flink" / "bin" / "python"
+
+    @property
+    def flink_jars_dir(self) -> Path:
+        return Path(self.flink.jars_dir) if self.flink.jars_dir else repo_root() / ".cache" / "jars"
+
+    @property
+    def broker_binary(self) -> Path:
+        return repo_root() / ".cache" / "bin" / "tansu"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings; tests call ``get_settings.cache_clear()`` after changing the environment."""
+    return Settings()

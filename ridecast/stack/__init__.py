@@ -1,0 +1,6 @@
+"""The embedded stack: processes ridecast starts on one machine, each with a pid file and a log file."""
+
+from ridecast.stack.broker import bootstrap_servers, ensure_topics, start_broker, stop_broker
+from ridecast.stack.process import ManagedProcess
+
+__all__ = ["ManagedProcess", "bootstrap_servers", "ensure_topics", "start_broker", "stop_broker"]

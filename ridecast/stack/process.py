@@ -1,0 +1,127 @@
+"""Background processes with a pid file and a log file in the state dir.
+
+Each process is started in its own session (``setsid``) so that stopping it, or ``kill -9`` in a test,
+takes its children with it (PyFlink's driver and its JVM share the group). Start is idempotent: a live
+process with a matching pid file is reused, a stale pid file is replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import psutil
+
+__all__ = ["ManagedProcess", "free_port"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    run_dir: Path
+    log_dir: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / f"{self.name}.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / f"{self.name}.log"
+
+    def info(self) -> dict[str, Any] | None:
+        """The pid-file record if the process is alive, else None (and the stale file is removed)."""
+        try:
+            rec = json.loads(self.pid_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            proc = psutil.Process(rec["pid"])
+            alive = proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+            alive = alive and abs(proc.create_time() - rec.get("create_time", proc.create_time())) < 1.0
+        except psutil.Error:
+            alive = False
+        if not alive:
+            self.pid_file.unlink(missing_ok=True)
+            return None
+        return rec
+
+    def start(self, cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
+              extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        if (rec := self.info()) is not None:
+            return rec
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                list(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+            )
+        rec = {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time(), "cmd": list(cmd),
+               **(extra or {})}
+        tmp = self.pid_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rec))
+        tmp.replace(self.pid_file)
+        self._popen = proc  # keeps the child reaped when we are its parent
+        return rec
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """SIGTERM the process group, then SIGKILL after ``timeout``. True if something was running."""
+        rec = self.info()
+        if rec is None:
+            return False
+        self._signal_group(rec["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.info() is not None:
+            self._reap()
+            time.sleep(0.2)
+        if self.info() is not None:
+            self._signal_group(rec["pid"], signal.SIGKILL)
+            for _ in range(50):
+                self._reap()
+                if self.info() is None:
+                    break
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> None:
+        """``kill -9`` of the whole process group: what a crash looks like."""
+        rec = self.info()
+        if rec is not None:
+            self._signal_group(rec["pid"], signal.SIGKILL)
+            for _ in range(100):
+                self._reap()
+                if self.info() is None:
+                    break
+                time.sleep(0.05)
+
+    def _reap(self) -> None:
+        p = getattr(self, "_popen", None)
+        if p is not None:
+            p.poll()
+
+    @staticmethod
+    def _signal_group(pid: int, sig: int) -> None:
+        try:
+            os.killpg(os.getpgid(pid), sig)
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
