@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Re-resolve requirements/*.in into the pinned *.lock files that bootstrap.sh installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export UV_PYTHON_DOWNLOADS=never
+PY=${RIDECAST_PYTHON:-$(command -v python3.11 || command -v python3)}
+UV=$(command -v uv || echo .cache/uv-bin/bin/uv)
+for env in app flink; do
+  "$UV" pip compile -q --python "$PY" --python-version 3.11 "requirements/$env.in" -o "requirements/$env.lock"
+done
