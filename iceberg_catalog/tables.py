@@ -148,8 +148,91 @@ OPS_DEAD_LETTERS = TableDef(
     description="Events the feature job could not use, with the reason",
 )
 
+GOLD_FORECASTS = TableDef(
+    "gold",
+    "forecasts",
+    Schema(
+        _f(1, "zone", StringType(), required=True),
+        _f(2, "horizon_min", IntegerType(), required=True),
+        _f(3, "feature_time", TimestamptzType(), required=True, doc="cut-off: only windows closed by then were used"),
+        _f(4, "target_start", TimestamptzType(), required=True, doc="predicted window is [target_start, target_end)"),
+        _f(5, "target_end", TimestamptzType(), required=True),
+        _f(6, "predicted_requests", DoubleType(), required=True),
+        _f(7, "model_name", StringType(), required=True, doc="MLflow registered model (one per horizon)"),
+        _f(8, "model_version", IntegerType(), required=True, doc="the champion version that produced it"),
+        _f(9, "created_at", TimestamptzType()),
+    ),
+    _day(4, 1000, "target_day"),
+    _sort(1, 2, 4),
+    key=("zone", "horizon_min", "feature_time"),
+    description="Batch demand forecasts per zone and horizon from the champion models",
+)
+
+GOLD_FORECAST_ACCURACY = TableDef(
+    "gold",
+    "forecast_accuracy",
+    Schema(
+        _f(1, "zone", StringType(), required=True),
+        _f(2, "horizon_min", IntegerType(), required=True),
+        _f(3, "feature_time", TimestamptzType(), required=True),
+        _f(4, "target_start", TimestamptzType(), required=True),
+        _f(5, "target_end", TimestamptzType(), required=True),
+        _f(6, "predicted_requests", DoubleType(), required=True),
+        _f(7, "actual_requests", LongType(), required=True, doc="requests in [target_start, target_end) from silver"),
+        _f(8, "error", DoubleType(), doc="predicted - actual"),
+        _f(9, "abs_error", DoubleType()),
+        _f(10, "model_name", StringType()),
+        _f(11, "model_version", IntegerType()),
+        _f(12, "evaluated_at", TimestamptzType()),
+    ),
+    _day(4, 1000, "target_day"),
+    _sort(1, 2, 4),
+    key=("zone", "horizon_min", "feature_time"),
+    description="Forecasts joined with actual demand once their target window has closed",
+)
+
+OPS_MODEL_PROMOTIONS = TableDef(
+    "ops",
+    "model_promotions",
+    Schema(
+        _f(1, "decided_at", TimestamptzType(), required=True),
+        _f(2, "model_name", StringType(), required=True),
+        _f(3, "horizon_min", IntegerType()),
+        _f(4, "version", IntegerType(), required=True, doc="the candidate version"),
+        _f(5, "previous_champion_version", IntegerType(), doc="null when there was no champion"),
+        _f(6, "decision", StringType(), required=True, doc="promoted | rejected"),
+        _f(7, "alias", StringType(), doc="champion | challenger: the alias the candidate got"),
+        _f(8, "reason", StringType()),
+        _f(9, "wape", DoubleType(), doc="candidate's backtest WAPE"),
+        _f(10, "champion_wape", DoubleType(), doc="previous champion on the same backtest"),
+        _f(11, "best_baseline", StringType()),
+        _f(12, "best_baseline_wape", DoubleType()),
+        _f(13, "mae", DoubleType()),
+        _f(14, "rmse", DoubleType()),
+        _f(15, "mase", DoubleType()),
+        _f(16, "actor", StringType(), doc="who ran the training"),
+        _f(17, "run_id", StringType(), doc="MLflow run"),
+        _f(18, "experiment", StringType()),
+        _f(19, "backtest_start", TimestamptzType()),
+        _f(20, "backtest_end", TimestamptzType()),
+    ),
+    _day(1, 1000, "decided_day"),
+    _sort(2, 1),
+    key=("model_name", "version"),
+    description="Every promotion-gate decision: which version replaced which, by whom, when, with metrics",
+)
+
 TABLES: dict[str, TableDef] = {
-    t.identifier: t for t in (BRONZE_TRIP_EVENTS, SILVER_TRIP_EVENTS, GOLD_ZONE_FEATURES, OPS_DEAD_LETTERS)
+    t.identifier: t
+    for t in (
+        BRONZE_TRIP_EVENTS,
+        SILVER_TRIP_EVENTS,
+        GOLD_ZONE_FEATURES,
+        OPS_DEAD_LETTERS,
+        GOLD_FORECASTS,
+        GOLD_FORECAST_ACCURACY,
+        OPS_MODEL_PROMOTIONS,
+    )
 }
 
 

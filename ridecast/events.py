@@ -148,13 +148,17 @@ def make_event(
     return {k: v for k, v in event.items() if v is not None}
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python accepts NaN/Infinity; JSON (and Flink) does not
+
+
 def _is_kind(value: Any, kind: str) -> bool:
     if kind == "string":
         return isinstance(value, str)
     if isinstance(value, bool):
         return False
-    if kind == "long":
-        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if kind == "long":  # integers only: 1.7e12 is a wrong type, as in the Flink SQL
+        return isinstance(value, int)
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
@@ -173,7 +177,7 @@ def reject_reason(
         if len(raw) > max_payload_bytes:
             return Reason.TOO_LARGE
         try:
-            event = json.loads(raw)
+            event = json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError):
             return Reason.INVALID_JSON
         if not isinstance(event, dict):

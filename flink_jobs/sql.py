@@ -1,0 +1,275 @@
+"""Builds the feature job's Flink SQL from a job spec: one function per statement, no Flink imports.
+
+Kept apart from the PyFlink driver so the app environment can render and unit-test the SQL without a JVM,
+and so the validation rules are generated from ``ridecast.events.FIELDS`` (the single contract) instead of
+being written a second time by hand.
+
+Why raw payloads + JSON_VALUE instead of the json format: the json format drops unparseable messages (or
+fails the job), and a message we cannot parse must land in the dead letters with its reason. Parsing happens
+in SQL (no Python UDF: those run ~7x slower here, see PLATFORM.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ridecast.events import EVENT_TYPES, FIELDS, HEARTBEAT, MAX_ID_LENGTH, SCHEMA_VERSION, Reason
+
+__all__ = ["JobSpec", "statements"]
+
+
+@dataclass
+class JobSpec:
+    """Everything the job needs, serialised to JSON by the app side (ridecast.pipeline)."""
+
+    mode: str  # "stream" (Kafka source, unbounded) | "batch" (JSONL files, bounded)
+    staging_dir: str  # file sinks write <staging_dir>/<table>/
+    zones: list[str]
+    window_minutes: list[int]
+    slide_minutes: int
+    watermark_delay_s: int
+    max_future_skew_s: int
+    max_event_age_days: int
+    max_payload_bytes: int
+    rolling_interval_s: int = 10
+    bootstrap_servers: str = ""
+    events_topic: str = ""
+    features_topic: str = ""
+    dead_letter_topic: str = ""
+    consumer_group: str = ""
+    startup_mode: str = "group-offsets"
+    idle_timeout_s: int = 30
+    input_path: str = ""  # batch mode
+    source_name: str = ""  # batch mode: recorded in bronze.source
+    now_ms: int | None = None  # batch mode: the wall clock the future/too-old checks use
+    jars: list[str] = field(default_factory=list)
+    checkpoint_dir: str = ""
+    checkpoint_interval_s: int = 10
+    restore_path: str = ""
+    parallelism: int = 1
+
+
+def _q(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _jv(name: str, returning: str | None = None) -> str:
+    # Numbers are parsed from JSON_VALUE's text with TRY_CAST: JSON_VALUE ... RETURNING DOUBLE hands back a
+    # java.lang.String for a JSON string value and fails the job with a ClassCastException (Flink 2.3).
+    text = f"JSON_VALUE(payload, '$.{name}')"
+    return f"TRY_CAST({text} AS {returning})" if returning else text
+
+
+def _now_ms(spec: JobSpec) -> str:
+    # Streaming: the wall clock per record. Batch: the spec's fixed instant, so a rerun decides identically.
+    return str(spec.now_ms) if spec.now_ms is not None else "(CAST(UNIX_TIMESTAMP() AS BIGINT) * 1000)"
+
+
+def event_time_expr(spec: JobSpec) -> str:
+    """Event time in ms, NULL unless plausible: a far-future or absurd timestamp must not move the watermark."""
+    t = _jv("event_time_ms", "BIGINT")
+    lo = f"({_now_ms(spec)} - {spec.max_event_age_days} * CAST(86400000 AS BIGINT))"
+    hi = f"({_now_ms(spec)} + {spec.max_future_skew_s * 1000})"
+    return f"CASE WHEN {t} BETWEEN {lo} AND {hi} THEN {t} END"
+
+
+def reason_expr(spec: JobSpec) -> str:
+    """The dead-letter reason of a payload, NULL when valid. Same order as ``events.reject_reason``."""
+    checks: list[tuple[str, str]] = [
+        (f"CHAR_LENGTH(payload) > {spec.max_payload_bytes}", Reason.TOO_LARGE),
+        ("payload IS NOT JSON OBJECT", Reason.INVALID_JSON),
+    ]
+    for f in FIELDS:
+        wrapped = _wrapped(f.name)
+        if f.required:
+            checks.append((f"{wrapped} IS NULL", f"{Reason.MISSING}:{f.name}"))
+        checks.append((f"{wrapped} IS NOT NULL AND NOT ({_TYPE_TEST[f.kind].format(w=wrapped)})",
+                       f"{Reason.WRONG_TYPE}:{f.name}"))
+    checks.append((f"{_jv('schema_version', 'BIGINT')} <> {SCHEMA_VERSION}", Reason.BAD_VERSION))
+    checks.append((f"CHAR_LENGTH({_jv('event_id')}) > {MAX_ID_LENGTH} OR CHAR_LENGTH({_jv('event_id')}) = 0",
+                   Reason.ID_TOO_LONG))
+    types = ", ".join(_q(t) for t in (*EVENT_TYPES, HEARTBEAT))
+    checks.append((f"{_jv('event_type')} NOT IN ({types})", Reason.BAD_TYPE))
+    zones = ", ".join(_q(z) for z in spec.zones)
+    checks.append((f"{_jv('pickup_zone')} NOT IN ({zones})", Reason.UNKNOWN_ZONE))
+    checks.append((f"{_jv('dropoff_zone')} IS NOT NULL AND {_jv('dropoff_zone')} NOT IN ({zones})",
+                   Reason.UNKNOWN_ZONE))
+    for f in FIELDS:
+        if f.kind == "double" and f.low is not None:
+            v = _jv(f.name, "DOUBLE")
+            checks.append((f"{v} IS NOT NULL AND ({v} < {f.low} OR {v} > {f.high})",
+                           f"{Reason.OUT_OF_RANGE}:{f.name}"))
+    t = _jv("event_time_ms", "BIGINT")
+    checks.append((f"{t} > {_now_ms(spec)} + {spec.max_future_skew_s * 1000}", Reason.FUTURE))
+    checks.append((f"{t} < {_now_ms(spec)} - {spec.max_event_age_days} * CAST(86400000 AS BIGINT)", Reason.TOO_OLD))
+    whens = "\n    ".join(f"WHEN {cond} THEN {_q(reason)}" for cond, reason in checks)
+    return f"CASE\n    {whens}\n  END"
+
+
+def _wrapped(name: str) -> str:
+    """The field's JSON text in an array: NULL if absent or null, else ["s"], [12.5], [true], [{...}]...
+
+    This one call tells every JSON kind apart, which JSON_VALUE cannot: it returns NULL for objects and
+    text for strings and numbers alike, and TRY_CAST('12.5' AS BIGINT) truncates to 12.
+    """
+    return f"JSON_QUERY(payload, '$.{name}' WITH WRAPPER)"
+
+
+_TYPE_TEST = {
+    "string": "{w} LIKE '[\"%'",
+    "long": "REGEXP({w}, '^\\[-?[0-9]+\\]$')",
+    "double": "REGEXP({w}, '^\\[-?[0-9]')",
+}
+
+
+def source_ddl(spec: JobSpec) -> str:
+    if spec.mode == "stream":
+        columns = """
+  payload STRING,
+  kafka_topic STRING METADATA FROM 'topic' VIRTUAL,
+  kafka_partition INT METADATA FROM 'partition' VIRTUAL,
+  kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,"""
+        opts = {
+            "connector": "kafka",
+            "topic": spec.events_topic,
+            "properties.bootstrap.servers": spec.bootstrap_servers,
+            "properties.group.id": spec.consumer_group,
+            "properties.auto.offset.reset": "earliest",
+            "scan.startup.mode": spec.startup_mode,
+            "format": "raw",
+            "raw.charset": "UTF-8",
+            # Tansu: the first JoinGroup waits ~session_timeout/2 (PLATFORM.md)
+            "properties.session.timeout.ms": "6000",
+            "properties.heartbeat.interval.ms": "1000",
+            "scan.watermark.idle-timeout": f"{spec.idle_timeout_s} s",
+        }
+    else:
+        columns = """
+  payload STRING,
+  file_path STRING NOT NULL METADATA FROM 'file.path' VIRTUAL,"""
+        opts = {"connector": "filesystem", "path": spec.input_path, "format": "raw", "raw.charset": "UTF-8"}
+    with_ = ",\n  ".join(f"{_q(k)} = {_q(v)}" for k, v in opts.items())
+    return f"""CREATE TEMPORARY TABLE raw_events ({columns}
+  event_ts AS TO_TIMESTAMP_LTZ({event_time_expr(spec)}, 3),
+  WATERMARK FOR event_ts AS event_ts - INTERVAL '{spec.watermark_delay_s}' SECOND
+) WITH (
+  {with_}
+)"""
+
+
+def checked_view(spec: JobSpec) -> str:
+    """Every message once, with its source coordinates and its reason (NULL = valid)."""
+    if spec.mode == "stream":
+        src = "CONCAT('kafka:', kafka_topic, '/', CAST(kafka_partition AS STRING))"
+        off = "kafka_offset"
+    else:
+        src = f"{_q('file:' + spec.source_name)}"
+        off = "CAST(NULL AS BIGINT)"
+    slide_ms = spec.slide_minutes * 60_000
+    # A valid event is late when the first window it belongs to has already fired: those windows miss it.
+    late = (f"CASE WHEN CURRENT_WATERMARK(event_ts) IS NOT NULL AND "
+            f"TO_TIMESTAMP_LTZ((event_ms / {slide_ms} + 1) * {slide_ms} - 1, 3) <= CURRENT_WATERMARK(event_ts) "
+            f"THEN 1 ELSE 0 END") if spec.mode == "stream" else "0"  # batch: no watermark, nothing is late
+    return f"""CREATE TEMPORARY VIEW checked AS
+SELECT *, {late} AS is_late
+FROM (
+  SELECT
+    payload, {src} AS source, {off} AS source_offset, CURRENT_TIMESTAMP AS received_at,
+    {event_time_expr(spec)} AS event_ms, event_ts,
+    {reason_expr(spec)} AS reason
+  FROM raw_events
+)"""
+
+
+def valid_view() -> str:
+    return f"""CREATE TEMPORARY VIEW valid_events AS
+SELECT
+  {_jv('event_id')} AS event_id, event_ts, event_ms, {_jv('event_type')} AS event_type,
+  {_jv('pickup_zone')} AS pickup_zone, {_jv('dropoff_zone')} AS dropoff_zone,
+  {_jv('fare', 'DOUBLE')} AS fare, {_jv('wait_seconds', 'DOUBLE')} AS wait_seconds,
+  {_jv('surge', 'DOUBLE')} AS surge, source, source_offset, received_at, is_late
+FROM checked
+WHERE reason IS NULL AND {_jv('event_type')} <> '{HEARTBEAT}'"""
+
+
+def _file_sink(name: str, columns: str, spec: JobSpec) -> str:
+    opts = {
+        "connector": "filesystem",
+        "path": f"{spec.staging_dir}/{name}",
+        "format": "json",
+        "json.timestamp-format.standard": "ISO-8601",
+        "json.encode.decimal-as-plain-number": "true",
+        "sink.rolling-policy.rollover-interval": f"{spec.rolling_interval_s} s",
+        "sink.rolling-policy.inactivity-interval": f"{spec.rolling_interval_s} s",
+        "sink.rolling-policy.check-interval": f"{max(1, spec.rolling_interval_s // 2)} s",
+    }
+    with_ = ",\n  ".join(f"{_q(k)} = {_q(v)}" for k, v in opts.items())
+    return f"CREATE TEMPORARY TABLE {name}_sink (\n{columns}\n) WITH (\n  {with_}\n)"
+
+
+FEATURE_COLUMNS = """  zone STRING, window_minutes INT, window_start TIMESTAMP_LTZ(3), window_end TIMESTAMP_LTZ(3),
+  requests BIGINT, completions BIGINT, cancellations BIGINT, fare_sum DOUBLE, fare_mean DOUBLE, fare_max DOUBLE,
+  wait_mean DOUBLE, wait_max DOUBLE, surge_mean DOUBLE, events BIGINT, computed_at TIMESTAMP_LTZ(3)"""
+
+
+def sink_ddls(spec: JobSpec) -> list[str]:
+    ddls = [
+        _file_sink("bronze", "  payload STRING, source STRING, source_offset BIGINT, received_at TIMESTAMP_LTZ(3), "
+                   "event_id STRING", spec),
+        _file_sink("silver", "  event_id STRING, event_time TIMESTAMP_LTZ(3), event_type STRING, pickup_zone STRING, "
+                   "dropoff_zone STRING, fare DOUBLE, wait_seconds DOUBLE, surge DOUBLE, source STRING, "
+                   "source_offset BIGINT, received_at TIMESTAMP_LTZ(3), is_late INT", spec),
+        _file_sink("gold", FEATURE_COLUMNS, spec),
+        _file_sink("dead_letters", "  reason STRING, payload STRING, payload_bytes BIGINT, source STRING, "
+                   "source_offset BIGINT, received_at TIMESTAMP_LTZ(3), event_id STRING", spec),
+    ]
+    if spec.mode == "stream":
+        common = {"connector": "kafka", "properties.bootstrap.servers": spec.bootstrap_servers, "format": "json",
+                  "json.timestamp-format.standard": "ISO-8601", "sink.delivery-guarantee": "at-least-once"}
+        for name, topic, cols in (
+            ("online_features", spec.features_topic, FEATURE_COLUMNS),
+            ("dlq_topic", spec.dead_letter_topic, "  reason STRING, payload STRING, source STRING, "
+                                                 "source_offset BIGINT, received_at TIMESTAMP_LTZ(3)"),
+        ):
+            opts = {**common, "topic": topic}
+            with_ = ",\n  ".join(f"{_q(k)} = {_q(v)}" for k, v in opts.items())
+            ddls.append(f"CREATE TEMPORARY TABLE {name} (\n{cols}\n) WITH (\n  {with_}\n)")
+    return ddls
+
+
+def features_query(spec: JobSpec) -> str:
+    parts = []
+    for w in spec.window_minutes:
+        parts.append(f"""SELECT pickup_zone AS zone, {w} AS window_minutes, window_start, window_end,
+  SUM(CASE WHEN event_type = 'requested' THEN 1 ELSE 0 END) AS requests,
+  SUM(CASE WHEN event_type = 'completed' THEN 1 ELSE 0 END) AS completions,
+  SUM(CASE WHEN event_type = 'cancelled' THEN 1 ELSE 0 END) AS cancellations,
+  SUM(fare) AS fare_sum, AVG(fare) AS fare_mean, MAX(fare) AS fare_max,
+  AVG(wait_seconds) AS wait_mean, MAX(wait_seconds) AS wait_max, AVG(surge) AS surge_mean,
+  COUNT(*) AS events, CURRENT_TIMESTAMP AS computed_at
+FROM TABLE(HOP(TABLE valid_events, DESCRIPTOR(event_ts), INTERVAL '{spec.slide_minutes}' MINUTE,
+               INTERVAL '{w}' MINUTE))
+GROUP BY pickup_zone, window_start, window_end""")
+    return "\nUNION ALL\n".join(parts)
+
+
+def statements(spec: JobSpec) -> tuple[list[str], list[str]]:
+    """(DDL to execute first, INSERTs to run together in one statement set)."""
+    ddl = [source_ddl(spec), checked_view(spec), valid_view(), *sink_ddls(spec)]
+    features = features_query(spec)
+    inserts = [
+        f"INSERT INTO bronze_sink SELECT SUBSTRING(payload, 1, {spec.max_payload_bytes}), source, source_offset, "
+        f"received_at, {_jv('event_id')} FROM checked",
+        "INSERT INTO silver_sink SELECT event_id, event_ts, event_type, pickup_zone, dropoff_zone, fare, "
+        "wait_seconds, surge, source, source_offset, received_at, is_late FROM valid_events",
+        f"INSERT INTO gold_sink {features}",
+        "INSERT INTO dead_letters_sink SELECT COALESCE(reason, '" + Reason.LATE + "'), SUBSTRING(payload, 1, 4096), "
+        f"CAST(CHAR_LENGTH(payload) AS BIGINT), source, source_offset, received_at, {_jv('event_id')} "
+        "FROM checked WHERE reason IS NOT NULL OR is_late = 1",
+    ]
+    if spec.mode == "stream":
+        inserts.append(f"INSERT INTO online_features {features}")
+        inserts.append("INSERT INTO dlq_topic SELECT COALESCE(reason, '" + Reason.LATE + "'), "
+                       "SUBSTRING(payload, 1, 4096), source, source_offset, received_at "
+                       "FROM checked WHERE reason IS NOT NULL OR is_late = 1")
+    return ddl, inserts

@@ -1,0 +1,212 @@
+"""Runs the feature pipeline: the PyFlink job (in the Flink environment) and the Iceberg committer.
+
+Two ways in, one job: ``start_stream`` runs the job unbounded over the Kafka topic, ``backfill`` runs the
+very same SQL bounded over a JSONL file (history, or a user's own data), so offline and online features can
+never drift apart. Both hand their finalized files to :class:`iceberg_catalog.committer.Committer`.
+
+Recovery: the streaming job restarts from the newest *complete* checkpoint (a ``chk-N`` with ``_metadata``,
+searched over every job-id folder since a restored job gets a new id). Restoring an older checkpoint makes
+Flink loop in RESTARTING, so nothing here ever picks one that is not the newest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from flink_jobs.sql import JobSpec
+from iceberg_catalog.catalog import ensure_tables, open_catalog
+from iceberg_catalog.committer import CommitStats, Committer, cleanup_committed
+from ridecast.config import Settings, get_settings, repo_root
+from ridecast.events import load_zones
+from ridecast.stack.process import ManagedProcess
+
+__all__ = [
+    "BackfillResult",
+    "backfill",
+    "cleanup_committed_staging",
+    "committer_process",
+    "feature_job_process",
+    "job_spec",
+    "latest_checkpoint",
+    "start_committer",
+    "start_stream",
+    "stop_stream",
+]
+
+JARS = ("flink-connector-kafka.jar", "kafka-clients.jar")
+
+
+def feature_job_process(settings: Settings | None = None) -> ManagedProcess:
+    s = settings or get_settings()
+    return ManagedProcess("feature-job", s.run_dir, s.log_dir)
+
+
+def committer_process(settings: Settings | None = None) -> ManagedProcess:
+    s = settings or get_settings()
+    return ManagedProcess("committer", s.run_dir, s.log_dir)
+
+
+def job_spec(settings: Settings, mode: Literal["stream", "batch"], **overrides: object) -> JobSpec:
+    """The job's whole configuration, derived from settings (the job reads nothing else)."""
+    from ridecast.stack.broker import bootstrap_servers
+
+    f, k = settings.flink, settings.kafka
+    spec = JobSpec(
+        mode=mode,
+        staging_dir=str(settings.staging_dir / "stream"),
+        zones=[z.zone for z in load_zones(settings.zones_file)],
+        window_minutes=list(f.window_minutes),
+        slide_minutes=f.slide_minutes,
+        watermark_delay_s=f.watermark_delay_s,
+        max_future_skew_s=f.max_future_skew_s,
+        max_event_age_days=f.max_event_age_days,
+        max_payload_bytes=f.max_payload_bytes,
+        rolling_interval_s=f.rolling_interval_s,
+        idle_timeout_s=f.idle_timeout_s,
+        checkpoint_dir=str(settings.checkpoint_dir),
+        checkpoint_interval_s=f.checkpoint_interval_s,
+        parallelism=f.parallelism,
+        jars=[str(settings.flink_jars_dir / j) for j in JARS],
+    )
+    if mode == "stream":
+        spec.bootstrap_servers = bootstrap_servers(settings)
+        spec.events_topic, spec.features_topic = k.events_topic, k.features_topic
+        spec.dead_letter_topic, spec.consumer_group = k.dead_letter_topic, f.consumer_group
+        spec.startup_mode = f.startup_mode
+    for key, value in overrides.items():
+        setattr(spec, key, value)
+    return spec
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest complete checkpoint over all job ids (numbering continues across restores)."""
+    best: tuple[int, float, Path] | None = None
+    for meta in checkpoint_dir.glob("*/chk-*/_metadata"):
+        chk = meta.parent
+        try:
+            n = int(chk.name.removeprefix("chk-"))
+        except ValueError:
+            continue
+        key = (n, meta.stat().st_mtime, chk)
+        if best is None or key[:2] > best[:2]:
+            best = key
+    return best[2] if best else None
+
+
+def _flink_env(settings: Settings) -> dict[str, str]:
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "PYTHONPATH": str(repo_root()),
+        "FLINK_LOG_DIR": str(settings.log_dir / "flink"),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _check_flink_env(settings: Settings) -> None:
+    missing = [p for p in (settings.flink_python, *(settings.flink_jars_dir / j for j in JARS)) if not p.exists()]
+    if missing:
+        raise RuntimeError(f"Flink environment incomplete ({', '.join(map(str, missing))}): run scripts/bootstrap.sh")
+
+
+def _write_spec(spec: JobSpec, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dataclasses.asdict(spec), indent=1))
+    return path
+
+
+def start_stream(settings: Settings | None = None) -> dict:
+    """Start (or find running) the streaming feature job, restoring from its newest checkpoint."""
+    s = settings or get_settings()
+    _check_flink_env(s)
+    proc = feature_job_process(s)
+    if (rec := proc.info()) is not None:
+        return rec
+    ensure_tables(open_catalog(s))
+    restore = latest_checkpoint(s.checkpoint_dir)
+    spec = job_spec(s, "stream", restore_path=str(restore) if restore else "")
+    spec_path = _write_spec(spec, s.run_dir / "feature-job.spec.json")
+    return proc.start([str(s.flink_python), "-m", "flink_jobs.zone_features", str(spec_path)],
+                      env=_flink_env(s), cwd=repo_root(), extra={"restored_from": str(restore or "")})
+
+
+def start_committer(settings: Settings | None = None) -> dict:
+    s = settings or get_settings()
+    ensure_tables(open_catalog(s))
+    env = {"RIDECAST_HOME": str(s.state_dir)}
+    return committer_process(s).start([sys.executable, "-m", "iceberg_catalog.committer"], env=env,
+                                      cwd=repo_root())
+
+
+def stop_stream(settings: Settings | None = None) -> list[str]:
+    s = settings or get_settings()
+    stopped = []
+    for proc in (feature_job_process(s), committer_process(s)):
+        if proc.stop(timeout=20):
+            stopped.append(proc.name)
+    return stopped
+
+
+@dataclass
+class BackfillResult:
+    backfill_id: str
+    skipped: bool
+    committed: dict[str, CommitStats]
+    seconds: float
+
+
+def backfill(jsonl_path: Path | str, settings: Settings | None = None, *, now_ms: int | None = None,
+             timeout_s: float = 3600) -> BackfillResult:
+    """Run the feature job in batch over a JSONL event file and commit its output, exactly once per file.
+
+    Idempotent: a file already backfilled (same content) is skipped; a run interrupted after Flink finished
+    commits what is left; a run interrupted during Flink starts that part again from scratch.
+    """
+    s = settings or get_settings()
+    _check_flink_env(s)
+    started = time.monotonic()
+    path = Path(jsonl_path).resolve()
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    bid = digest.hexdigest()[:16]
+    root = s.staging_dir / f"backfill-{bid}"
+    if (root / "_COMMITTED").exists():
+        return BackfillResult(bid, True, {}, time.monotonic() - started)
+    ensure_tables(open_catalog(s))
+    if not (root / "_FLINK_DONE").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        spec = job_spec(s, "batch", staging_dir=str(root), input_path=str(path), source_name=path.name,
+                        now_ms=now_ms if now_ms is not None else int(time.time() * 1000))
+        spec_path = _write_spec(spec, root / "_spec.json")
+        env = {**os.environ, **_flink_env(s)}
+        log_path = s.log_dir / f"backfill-{bid}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.run(
+                [str(s.flink_python), "-m", "flink_jobs.zone_features", str(spec_path)],
+                stdout=log, stderr=subprocess.STDOUT, env=env,
+                cwd=repo_root(), timeout=timeout_s,
+            )
+        if proc.returncode != 0 or "RIDECAST_JOB_FINISHED" not in log_path.read_text(errors="replace")[-4000:]:
+            raise RuntimeError(f"backfill feature job failed (exit {proc.returncode}); see {log_path}")
+        (root / "_FLINK_DONE").touch()
+    committer = Committer(s, root, properties={"ridecast.backfill-id": bid})
+    committed = committer.drain()
+    (root / "_COMMITTED").touch()
+    return BackfillResult(bid, False, committed, time.monotonic() - started)
+
+
+def cleanup_committed_staging(settings: Settings | None = None, *, min_age_s: float = 3600.0) -> int:
+    """Maintenance hook: delete staged files already in Iceberg; must run before snapshots expire."""
+    return cleanup_committed(settings or get_settings(), min_age_s=min_age_s)
