@@ -167,7 +167,7 @@ def checked_view(spec: JobSpec) -> str:
         off = "CAST(NULL AS BIGINT)"
     slide_ms = spec.slide_minutes * 60_000
     # A valid event is late when the first window it belongs to has already fired: those windows miss it.
-    late = (f"CASE WHEN CURRENT_WATERMARK(event_ts) IS NOT NULL AND "
+    late = (f"CASE WHEN CURRENT_WATERMARK(event_ts) IS NOT NULL AND {_jv('event_type')} <> '{HEARTBEAT}' AND "
             f"TO_TIMESTAMP_LTZ((event_ms / {slide_ms} + 1) * {slide_ms} - 1, 3) <= CURRENT_WATERMARK(event_ts) "
             f"THEN 1 ELSE 0 END") if spec.mode == "stream" else "0"  # batch: no watermark, nothing is late
     return f"""CREATE TEMPORARY VIEW checked AS

@@ -21,6 +21,7 @@ __all__ = [
     "KafkaSettings",
     "Settings",
     "SqlSettings",
+    "TrainingSettings",
     "get_settings",
     "repo_root",
 ]
@@ -59,7 +60,7 @@ class FlinkSettings(BaseModel):
     max_payload_bytes: int = Field(16384, ge=256)
     checkpoint_interval_s: int = Field(10, ge=1)
     parallelism: int = Field(1, ge=1)
-    rolling_interval_s: int = Field(60, ge=1, description="max age of a staged file before it is rolled")
+    rolling_interval_s: int = Field(10, ge=1, description="max age of a staged file before it is rolled (freshness)")
     task_memory_mb: int = Field(1024, ge=256)
     startup_mode: str = Field("group-offsets", description="group-offsets | earliest-offset | latest-offset")
     consumer_group: str = "ridecast-features"
@@ -80,6 +81,35 @@ class SqlSettings(BaseModel):
     trino_catalog: str = "iceberg"
 
 
+class TrainingSettings(BaseModel):
+    """Forecasting (issue #3): Ray/MLflow endpoints, training-set grid, backtest and model registry names."""
+
+    ray_address: str | None = Field(None, description="existing Ray cluster (ray://host:port or auto); unset = local")
+    ray_num_cpus: int = Field(2, ge=1, description="CPUs of the local Ray instance started when ray_address unset")
+    mlflow_tracking_uri: str | None = Field(None, description="unset means sqlite:///<state_dir>/mlflow.db")
+    experiment_name: str = "ridecast-demand"
+    model_name_prefix: str = Field("ridecast-demand", description="registered model per horizon: <prefix>-h<min>")
+    horizons: list[int] = Field(default_factory=lambda: [15, 30, 60])
+    workers: int = Field(2, ge=1, description="Ray Train workers (XGBoost data-parallel ranks)")
+    cutoff_minutes: int = Field(15, ge=5, description="cut-off grid of the training set; multiple of the slide")
+    backtest_days: int = Field(7, ge=1, description="rolling-origin backtest over the last K days")
+    fold_days: int = Field(1, ge=1, description="each backtest fold re-trains and predicts this many days")
+    min_history_days: int = Field(7, ge=1, description="first cut-off needs this much history (weekly lag)")
+    seed: int = 42
+    num_boost_round: int = Field(200, ge=1)
+    xgb_params: dict[str, float | int | str] = Field(default_factory=dict, description="overrides of the defaults")
+    timezone: str = Field("Asia/Singapore", description="calendar features (hour of week, holidays) are local")
+    holiday_country: str = Field("SG", description="`holidays` country code; empty disables holiday features")
+    actor: str | None = Field(None, description="recorded in ops.model_promotions; unset = OS user")
+
+    @field_validator("horizons")
+    @classmethod
+    def _positive_horizons(cls, v: list[int]) -> list[int]:
+        if not v or any(h <= 0 or h > 1440 for h in v):
+            raise ValueError("horizons must be in (0, 1440] minutes")
+        return sorted(set(v))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RIDECAST_", env_nested_delimiter="__", extra="ignore")
 
@@ -88,6 +118,7 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
     sql: SqlSettings = Field(default_factory=SqlSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
     zones_file: Path | None = Field(None, description="zone list CSV; default Singapore's 55 planning areas")
     commit_interval_s: float = Field(5.0, gt=0, description="how often the Iceberg committer looks for files")
 
@@ -143,6 +174,20 @@ class Settings(BaseSettings):
     @property
     def flink_jars_dir(self) -> Path:
         return Path(self.flink.jars_dir) if self.flink.jars_dir else repo_root() / ".cache" / "jars"
+
+    @property
+    def ml_dir(self) -> Path:
+        """Training outputs outside MLflow (last backtest, reports)."""
+        return self.state_dir / "ml"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.training.mlflow_tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_location(self) -> str:
+        """Artifact root of experiments this project creates (local file store by default)."""
+        return (self.state_dir / "mlartifacts").as_uri()
 
     @property
     def broker_binary(self) -> Path:
