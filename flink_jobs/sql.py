@@ -76,6 +76,7 @@ def event_time_expr(spec: JobSpec) -> str:
 def reason_expr(spec: JobSpec) -> str:
     """The dead-letter reason of a payload, NULL when valid. Same order as ``events.reject_reason``."""
     checks: list[tuple[str, str]] = [
+        ("payload IS NULL", Reason.INVALID_JSON),  # a Kafka tombstone: otherwise every check is NULL
         (f"CHAR_LENGTH(payload) > {spec.max_payload_bytes}", Reason.TOO_LARGE),
         ("payload IS NOT JSON OBJECT", Reason.INVALID_JSON),
     ]
