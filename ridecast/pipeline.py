@@ -19,9 +19,10 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Iterator, Literal
 
 from flink_jobs.sql import JobSpec
 from iceberg_catalog.catalog import ensure_tables, open_catalog
@@ -163,9 +164,15 @@ class BackfillResult:
     committed: dict[str, CommitStats]
     seconds: float
 
+    def __str__(self) -> str:
+        if self.skipped:
+            return f"already backfilled (id {self.backfill_id}): skipped"
+        rows = ", ".join(f"{ident} {st.rows:,}" for ident, st in self.committed.items())
+        return f"{rows or 'no rows'} committed in {self.seconds:.0f} s (id {self.backfill_id})"
+
 
 def backfill(jsonl_path: Path | str, settings: Settings | None = None, *, now_ms: int | None = None,
-             timeout_s: float = 3600) -> BackfillResult:
+             timeout_s: float = 3600, progress: bool = True) -> BackfillResult:
     """Run the feature job in batch over a JSONL event file and commit its output, exactly once per file.
 
     Idempotent: a file already backfilled (same content) is skipped; a run interrupted after Flink finished
@@ -192,19 +199,41 @@ def backfill(jsonl_path: Path | str, settings: Settings | None = None, *, now_ms
         spec_path = _write_spec(spec, root / "_spec.json")
         env = {**os.environ, **_flink_env(s)}
         log_path = s.log_dir / f"backfill-{bid}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.run(
+        with log_path.open("wb") as log, _spinner(progress, f"feature job (batch) over {path.name}") as tick:
+            proc = subprocess.Popen(
                 [str(s.flink_python), "-m", "flink_jobs.zone_features", str(spec_path)],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
-                cwd=repo_root(), timeout=timeout_s,
+                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=repo_root(), start_new_session=True,
             )
+            deadline = time.monotonic() + timeout_s
+            while proc.poll() is None:
+                if time.monotonic() > deadline:
+                    os.killpg(proc.pid, 9)
+                    proc.wait()
+                    break
+                tick()
+                time.sleep(0.5)
         if proc.returncode != 0 or "RIDECAST_JOB_FINISHED" not in log_path.read_text(errors="replace")[-4000:]:
             raise RuntimeError(f"backfill feature job failed (exit {proc.returncode}); see {log_path}")
         (root / "_FLINK_DONE").touch()
     committer = Committer(s, root, properties={"ridecast.backfill-id": bid})
-    committed = committer.drain()
+    with _spinner(progress, "committing to Iceberg") as tick:
+        tick()
+        committed = committer.drain()
     (root / "_COMMITTED").touch()
     return BackfillResult(bid, False, committed, time.monotonic() - started)
+
+
+@contextmanager
+def _spinner(enabled: bool, what: str) -> Iterator[Callable[[], None]]:
+    """A Rich spinner with elapsed time: a batch Flink job gives no progress of its own until it ends."""
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda: bar.update(task)
 
 
 def cleanup_committed_staging(settings: Settings | None = None, *, min_age_s: float = 3600.0) -> int:

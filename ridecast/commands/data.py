@@ -95,7 +95,7 @@ def simulate(
             from ridecast.pipeline import backfill as run_backfill
 
             result = run_backfill(path, settings=s)
-            rows.append(("backfill", result))
+            rows.append(("backfill", str(result)))
     else:
         from ridecast.producer import produce
 

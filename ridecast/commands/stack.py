@@ -87,7 +87,21 @@ def status() -> None:
     console.print(tables)
 
 
+def demo(
+    history_days: int = typer.Option(28, min=0, help="days of simulated history to backfill"),
+    seed: int = typer.Option(42, help="simulation seed"),
+    scale: float = typer.Option(1.0, min=0.01, help="demand multiplier (1.0 ≈ 50k requests a weekday)"),
+    speedup: float = typer.Option(1440.0, min=1.0, help="live day pacing (1440 = one day per minute)"),
+    train: bool = typer.Option(True, help="also train, register and forecast"),
+) -> None:
+    """Run the whole pipeline end to end on embedded defaults and show the results."""
+    from ridecast.demo import run_demo
+
+    run_demo(history_days=history_days, seed=seed, scale=scale, speedup=speedup, train=train)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(up)
     app.command()(down)
     app.command()(status)
+    app.command()(demo)
