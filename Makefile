@@ -14,7 +14,7 @@ demo: install
 	@$(RIDECAST) demo
 
 test: install
-	@$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 test-unit: install
 	@$(PY) -m pytest -m unit $(PYTEST_ARGS)
