@@ -6,6 +6,7 @@ The app side (``ridecast.pipeline``) writes the spec, starts this under its own 
 checkpoint to restore, and commits the finalized files to Iceberg. This module only wires configuration and
 submits the statements from :mod:`flink_jobs.sql`; exactly-once comes from checkpointing: file sinks finalize
 their part files only when a checkpoint completes, and the committer appends each finalized file once.
+No Python function runs per record: the DataStream round trip below moves Java objects only.
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ def load_spec(path: str) -> JobSpec:
     return JobSpec(**{k: v for k, v in raw.items() if k in names})
 
 
-def configure(t_env, spec: JobSpec) -> None:
-    conf = t_env.get_config()
-    settings = {
+def flink_conf(spec: JobSpec) -> dict[str, str]:
+    conf = {
         "table.local-time-zone": "UTC",
         "parallelism.default": str(spec.parallelism),
         "rest.bind-address": "127.0.0.1",
@@ -39,9 +39,9 @@ def configure(t_env, spec: JobSpec) -> None:
         "table.exec.source.idle-timeout": f"{spec.idle_timeout_s} s",
     }
     if spec.jars:
-        settings["pipeline.jars"] = ";".join(Path(j).resolve().as_uri() for j in spec.jars)
+        conf["pipeline.jars"] = ";".join(Path(j).resolve().as_uri() for j in spec.jars)
     if spec.mode == "stream":
-        settings.update({
+        conf.update({
             "execution.checkpointing.interval": f"{spec.checkpoint_interval_s} s",
             "execution.checkpointing.mode": "EXACTLY_ONCE",
             "execution.checkpointing.storage": "filesystem",
@@ -50,29 +50,43 @@ def configure(t_env, spec: JobSpec) -> None:
             "execution.checkpointing.num-retained": "3",
         })
         if spec.restore_path:
-            settings["execution.state-recovery.path"] = Path(spec.restore_path).resolve().as_uri()
-    for key, value in settings.items():
-        conf.set(key, value)
+            conf["execution.state-recovery.path"] = Path(spec.restore_path).resolve().as_uri()
+    return conf
 
 
 def main(argv: list[str]) -> int:
-    from pyflink.table import EnvironmentSettings, TableEnvironment
+    from pyflink.common import Configuration
+    from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
+    from pyflink.table import Schema, StreamTableEnvironment
 
     spec = load_spec(argv[1])
-    mode = EnvironmentSettings.in_streaming_mode() if spec.mode == "stream" else EnvironmentSettings.in_batch_mode()
-    t_env = TableEnvironment.create(mode)
-    configure(t_env, spec)
-    ddl, inserts = statements(spec)
-    for stmt in ddl:
+    conf = Configuration()
+    for key, value in flink_conf(spec).items():
+        conf.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_runtime_mode(RuntimeExecutionMode.STREAMING if spec.mode == "stream" else RuntimeExecutionMode.BATCH)
+    t_env = StreamTableEnvironment.create(env)
+    for key, value in flink_conf(spec).items():
+        t_env.get_config().set(key, value)
+
+    job = statements(spec)
+    for stmt in job.before:
+        t_env.execute_sql(stmt)
+    # The materialization point: parsed once, shared by every sink (see JobStatements).
+    stream = t_env.to_data_stream(t_env.sql_query(job.boundary))
+    checked = t_env.from_data_stream(
+        stream, Schema.new_builder().watermark("event_time", "SOURCE_WATERMARK()").build()
+    )
+    t_env.create_temporary_view("checked_stream", checked)
+    for stmt in job.after:
         t_env.execute_sql(stmt)
     stmt_set = t_env.create_statement_set()
-    for insert in inserts:
+    for insert in job.inserts:
         stmt_set.add_insert_sql(insert)
-    result = stmt_set.execute()
-    client = result.get_job_client()
-    if client is not None:
-        print(f"RIDECAST_JOB_ID={client.get_job_id()}", flush=True)
-    result.wait()
+    stmt_set.attach_as_datastream()
+    client = env.execute_async(f"ridecast-zone-features-{spec.mode}")
+    print(f"RIDECAST_JOB_ID={client.get_job_id()}", flush=True)
+    client.get_job_execution_result().result()
     print("RIDECAST_JOB_FINISHED", flush=True)
     return 0
 

@@ -61,7 +61,6 @@ class FlinkSettings(BaseModel):
     checkpoint_interval_s: int = Field(10, ge=1)
     parallelism: int = Field(1, ge=1)
     rolling_interval_s: int = Field(10, ge=1, description="max age of a staged file before it is rolled (freshness)")
-    task_memory_mb: int = Field(1024, ge=256)
     startup_mode: str = Field("group-offsets", description="group-offsets | earliest-offset | latest-offset")
     consumer_group: str = "ridecast-features"
     python: str | None = Field(None, description="Python of the Flink environment; default .venv-flink")

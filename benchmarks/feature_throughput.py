@@ -1,0 +1,380 @@
+"""Feature-job throughput on one Flink slot (parallelism 1): streaming from Kafka, and batch over a file.
+
+    .venv/bin/python -m benchmarks.feature_throughput                 # 1M events (the documented run)
+    .venv/bin/python -m benchmarks.feature_throughput --events 200000 # quicker
+
+What it does, in a throw-away state dir:
+
+1. simulates N trip events (``ridecast.simulate``, a few days ending ~2 days ago, so every event passes the
+   job's age/future checks) into a JSONL file, plus one closing heartbeat that flushes the last windows;
+2. prefills the events topic (1 partition) with them, by default with a bounded PyFlink job whose Java
+   producer is ~5x faster than kafka-python (``--prefill python`` uses ``ridecast.producer`` instead);
+3. starts the real streaming feature job (``ridecast.pipeline.start_stream``) with
+   ``startup_mode=earliest-offset`` and waits until the bronze sink has finalized every message;
+4. measures the rate from the job's own per-record processing timestamps: bronze's ``received_at`` is
+   ``CURRENT_TIMESTAMP``, which Flink evaluates per record in streaming mode, so
+   ``events/s = messages / (last received_at - first received_at)`` nets out JVM start, planning and
+   deployment exactly (they are reported separately, from Flink's log);
+5. runs the same SQL in batch mode over the same file (``ridecast.pipeline.backfill``) and times its
+   tasks from Flink's log (first task RUNNING -> job FINISHED), plus the Iceberg commit that follows.
+
+Baselines, in the output: the Nexmark q5 sliding-window figure (~22,000 events/s per core, the reference the
+project's issue names), the goal (>= 50,000 events/s per slot) and the batch run of this same job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from benchmarks.common import (
+    MemorySampler,
+    bench_settings,
+    flink_log_events,
+    fmt_rate,
+    fmt_s,
+    print_table,
+    process_log_tail,
+    running_broker,
+    write_result,
+)
+from ridecast.config import Settings, repo_root
+
+NEXMARK_Q5_PER_CORE = 22_000.0  # events/s per core, Nexmark q5 (HOP window, hot items) - the issue's reference
+GOAL_PER_SLOT = 50_000.0
+
+
+# --------------------------------------------------------------------------- data
+def write_events(path: Path, n: int, settings: Settings, seed: int = 7) -> dict[str, Any]:
+    """N simulated events (event-time order) + one closing heartbeat, as JSONL. Returns counts and times."""
+    from ridecast.events import HEARTBEAT, load_zones, make_event
+    from ridecast.producer import default_close_after
+    from ridecast.simulate import simulate_events, write_jsonl
+
+    scale = max(1.0, n / 200_000)  # ~100k events per simulated day at scale 1
+    days = 4
+    start = (datetime.now(timezone.utc) - timedelta(days=days + 2)).replace(tzinfo=None, hour=0, minute=0,
+                                                                            second=0, microsecond=0)
+    meta: dict[str, Any] = {"events": 0, "first_ms": None, "last_ms": None, "scale": scale}
+    close_ms = int(default_close_after(settings).total_seconds() * 1000) + 1000
+    zone0 = load_zones(settings.zones_file)[0].zone
+
+    def gen() -> Iterator[dict[str, Any]]:
+        for e in simulate_events(start, timedelta(days=days), seed=seed, scale=scale):
+            if meta["events"] >= n:
+                break
+            meta["events"] += 1
+            meta["first_ms"] = meta["first_ms"] or e["event_time_ms"]
+            meta["last_ms"] = e["event_time_ms"]
+            yield e
+        yield make_event("hb-bench-close", meta["last_ms"] + close_ms, HEARTBEAT, zone0)
+
+    t0 = time.monotonic()
+    lines = write_jsonl(gen(), path)
+    meta.update(lines=lines, seconds=time.monotonic() - t0, bytes=path.stat().st_size)
+    if meta["events"] < n:
+        print(f"note: the simulation yielded only {meta['events']} events (asked {n})")
+    return meta
+
+
+def prefill(settings: Settings, servers: str, jsonl: Path, method: str) -> dict[str, Any]:
+    """Put every line of ``jsonl`` on the events topic; returns the messages on it and the time taken."""
+    t0 = time.monotonic()
+    if method == "flink":
+        spec = {"input_path": str(jsonl), "bootstrap_servers": servers, "topic": settings.kafka.events_topic,
+                "jars": [str(settings.flink_jars_dir / j) for j in ("flink-connector-kafka.jar", "kafka-clients.jar")]}
+        spec_path = settings.run_dir / "prefill.spec.json"
+        spec_path.parent.mkdir(parents=True, exist_ok=True)
+        spec_path.write_text(json.dumps(spec))
+        log_path = settings.log_dir / "prefill.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONPATH": str(repo_root()), "PYTHONUNBUFFERED": "1",
+               "FLINK_LOG_DIR": str(settings.log_dir / "flink-prefill")}
+        with log_path.open("wb") as log:
+            proc = subprocess.run([str(settings.flink_python), "-m", "benchmarks.flink_prefill", str(spec_path)],
+                                  stdout=log, stderr=subprocess.STDOUT, env=env, cwd=repo_root(), timeout=1800)
+        if proc.returncode != 0 or "RIDECAST_PREFILL_DONE" not in log_path.read_text(errors="replace"):
+            raise RuntimeError(f"prefill job failed (exit {proc.returncode}):\n{process_log_tail(log_path)}")
+        with jsonl.open("rb") as fh:
+            messages = sum(1 for _ in fh)
+        extra = 0
+    else:
+        from ridecast.producer import produce
+
+        def events() -> Iterator[dict[str, Any]]:
+            with jsonl.open() as fh:
+                for line in fh:
+                    yield json.loads(line)
+
+        stats = produce(events(), settings, heartbeat_every_s=1e12, close_after=timedelta(0), progress=False)
+        messages = stats.sent + stats.heartbeats
+        extra = stats.heartbeats
+    seconds = time.monotonic() - t0
+    return {"method": method, "messages": messages, "producer_heartbeats": extra, "seconds": seconds,
+            "rate": messages / seconds}
+
+
+# --------------------------------------------------------------------------- streaming run
+def _bronze_folder(settings: Settings) -> Path:
+    return settings.staging_dir / "stream" / "bronze"
+
+
+class _LineCounter:
+    """Counts rows in finalized (non-dot) bronze files, each file once: they are immutable when finalized."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.counted: dict[Path, int] = {}
+
+    def total(self) -> int:
+        from iceberg_catalog.committer import finalized_files
+
+        for p in finalized_files(self.folder):
+            if p not in self.counted:
+                with p.open("rb") as fh:
+                    self.counted[p] = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
+        return sum(self.counted.values())
+
+
+def _jvm_cpu(settings: Settings) -> float | None:
+    """CPU seconds (user+system) of the feature job's process tree (driver + JVM)."""
+    import psutil
+
+    from ridecast.pipeline import feature_job_process
+
+    rec = feature_job_process(settings).info()
+    if rec is None:
+        return None
+    total = 0.0
+    try:
+        root = psutil.Process(rec["pid"])
+        for p in [root, *root.children(recursive=True)]:
+            t = p.cpu_times()
+            total += t.user + t.system
+    except psutil.Error:
+        return None
+    return total
+
+
+def _received_at_ms(files: list[Path]) -> list[int]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pajson
+
+    schema = pa.schema([("received_at", pa.string())])
+    out: list[int] = []
+    for f in files:
+        if f.stat().st_size == 0:
+            continue
+        t = pajson.read_json(f, parse_options=pajson.ParseOptions(explicit_schema=schema,
+                                                                   unexpected_field_behavior="ignore"))
+        ts = pc.cast(t.column("received_at"), pa.timestamp("ms", tz="UTC"))
+        out.extend(pc.cast(ts, pa.int64()).to_pylist())
+    return out
+
+
+def run_stream(settings: Settings, expected: int, timeout_s: float) -> dict[str, Any]:
+    from ridecast.pipeline import feature_job_process, start_stream, stop_stream
+
+    counter = _LineCounter(_bronze_folder(settings))
+    cpu_samples: list[tuple[float, float]] = []  # (epoch s, JVM tree CPU s)
+    launched = time.time()
+    start_stream(settings)
+    proc = feature_job_process(settings)
+    done_at = None
+    try:
+        deadline = time.monotonic() + timeout_s
+        last_print = 0.0
+        while time.monotonic() < deadline:
+            if proc.info() is None:
+                raise RuntimeError(f"feature job exited early:\n{process_log_tail(proc.log_file)}")
+            if (cpu := _jvm_cpu(settings)) is not None:
+                cpu_samples.append((time.time(), cpu))
+            n = counter.total()
+            if time.monotonic() - last_print > 15:
+                print(f"  stream: {n:,}/{expected:,} messages finalized in bronze "
+                      f"({time.time() - launched:.0f}s since launch)", flush=True)
+                last_print = time.monotonic()
+            if n >= expected:
+                done_at = time.time()
+                break
+            time.sleep(1.0)
+        else:
+            raise TimeoutError(f"only {counter.total():,}/{expected:,} messages finalized after {timeout_s:.0f}s")
+    finally:
+        stop_stream(settings)
+
+    from iceberg_catalog.committer import finalized_files
+
+    files = finalized_files(_bronze_folder(settings))
+    rec_ms = sorted(_received_at_ms(files))
+    n = len(rec_ms)
+    first, last = rec_ms[0] / 1000.0, rec_ms[-1] / 1000.0
+    net = n / max(last - first, 1e-3)
+    i5, i95 = int(0.05 * (n - 1)), int(0.95 * (n - 1))
+    steady = (i95 - i5) / max((rec_ms[i95] - rec_ms[i5]) / 1000.0, 1e-3)
+    per_second: dict[int, int] = {}
+    for ms in rec_ms:
+        per_second[ms // 1000] = per_second.get(ms // 1000, 0) + 1
+
+    def cpu_at(t: float) -> float | None:
+        best = min(cpu_samples, key=lambda s: abs(s[0] - t), default=None)
+        return best[1] if best else None
+
+    c0, c1 = cpu_at(first), cpu_at(last)
+    cpu_s = (c1 - c0) if c0 is not None and c1 is not None and c1 > c0 else None
+    job_running = flink_log_events(settings, r"Job ridecast-zone-features-stream .*to RUNNING", launched)
+    src_running = flink_log_events(settings, r"Source: KafkaSource.* switched from INITIALIZING to RUNNING",
+                                   launched)
+    return {
+        "messages": n,
+        "expected": expected,
+        "launched_epoch": launched,
+        "job_running_after_s": (job_running[0][0] - launched) if job_running else None,
+        "source_running_after_s": (src_running[0][0] - launched) if src_running else None,
+        "first_record_after_s": first - launched,
+        "last_record_after_s": last - launched,
+        "all_finalized_after_s": (done_at - launched) if done_at else None,
+        "processing_s": last - first,
+        "events_per_s_net": net,
+        "events_per_s_steady_p5_p95": steady,
+        "events_per_s_best_second": max(per_second.values()),
+        "events_per_s_incl_startup": n / (last - launched),
+        "jvm_cpu_s_during_processing": cpu_s,
+        "jvm_cores_used": (cpu_s / (last - first)) if cpu_s else None,
+        "events_per_cpu_s": (n / cpu_s) if cpu_s else None,
+        "bronze_files": len(files),
+    }
+
+
+# --------------------------------------------------------------------------- batch run
+def run_batch(settings: Settings, jsonl: Path, lines: int) -> dict[str, Any]:
+    from ridecast.pipeline import backfill
+
+    t0 = time.time()
+    res = backfill(jsonl, settings)
+    total = time.time() - t0
+    flink_done = settings.staging_dir / f"backfill-{res.backfill_id}" / "_FLINK_DONE"
+    flink_end = flink_done.stat().st_mtime if flink_done.exists() else None
+    running = flink_log_events(settings, r"switched from INITIALIZING to RUNNING", t0)
+    finished = flink_log_events(settings, r"Job ridecast-zone-features-batch .*to FINISHED", t0)
+    first_task = running[0][0] if running else None
+    job_end = finished[-1][0] if finished else None
+    processing = (job_end - first_task) if first_task and job_end else None
+    rows = {ident: st.rows for ident, st in res.committed.items()}
+    return {
+        "lines": lines,
+        "total_s_incl_startup_and_commit": total,
+        "flink_process_s": (flink_end - t0) if flink_end else None,
+        "first_task_running_after_s": (first_task - t0) if first_task else None,
+        "processing_s": processing,
+        "events_per_s_net": (lines / processing) if processing else None,
+        "events_per_s_flink_incl_startup": (lines / (flink_end - t0)) if flink_end else None,
+        "iceberg_commit_s": (t0 + total - flink_end) if flink_end else None,
+        "committed_rows": rows,
+    }
+
+
+# --------------------------------------------------------------------------- main
+def run(events: int = 1_000_000, prefill_method: str = "flink", batch: bool = True, keep: bool = False,
+        timeout_s: float | None = None) -> dict[str, Any]:
+    env = {"RIDECAST_FLINK__STARTUP_MODE": "earliest-offset", "RIDECAST_FLINK__PARALLELISM": "1"}
+    with bench_settings("throughput", keep=keep, **env) as settings, MemorySampler(settings) as mem:
+        print(f"[throughput] state dir {settings.state_dir}; simulating {events:,} events", flush=True)
+        jsonl = settings.state_dir / "events.jsonl"
+        data = write_events(jsonl, events, settings)
+        print(f"[throughput] wrote {data['lines']:,} lines ({data['bytes'] / 1e6:.0f} MB) in {data['seconds']:.0f}s",
+              flush=True)
+        with running_broker(settings) as servers:
+            mem.phase = "prefill"
+            print(f"[throughput] prefilling topic {settings.kafka.events_topic} ({prefill_method})", flush=True)
+            pre = prefill(settings, servers, jsonl, prefill_method)
+            print(f"[throughput] prefill: {pre['messages']:,} messages in {pre['seconds']:.0f}s "
+                  f"({pre['rate']:,.0f}/s incl. job start)", flush=True)
+            mem.phase = "stream"
+            print("[throughput] streaming feature job, earliest-offset, parallelism 1", flush=True)
+            stream = run_stream(settings, pre["messages"], timeout_s or max(600.0, pre["messages"] / 2000))
+        if batch:
+            mem.phase = "batch"
+            print("[throughput] batch feature job (pipeline.backfill) over the same file", flush=True)
+            bat = run_batch(settings, jsonl, data["lines"])
+        else:
+            bat = None
+        mem.sample()
+    memory = mem.report()
+
+    rate = stream["events_per_s_net"]
+    result = {
+        "settings": {"events": events, "prefill": prefill_method, "parallelism": 1,
+                     "window_minutes": settings.flink.window_minutes, "slide_minutes": settings.flink.slide_minutes,
+                     "checkpoint_interval_s": settings.flink.checkpoint_interval_s},
+        "data": data,
+        "prefill": pre,
+        "stream": stream,
+        "batch": bat,
+        "baselines": {
+            "nexmark_q5_events_per_s_per_core": NEXMARK_Q5_PER_CORE,
+            "goal_events_per_s_per_slot": GOAL_PER_SLOT,
+            "stream_vs_nexmark_q5": rate / NEXMARK_Q5_PER_CORE,
+            "stream_vs_goal": rate / GOAL_PER_SLOT,
+            "stream_per_cpu_s_vs_nexmark_q5": (stream["events_per_cpu_s"] / NEXMARK_Q5_PER_CORE
+                                               if stream["events_per_cpu_s"] else None),
+            "stream_vs_batch": (rate / bat["events_per_s_net"]) if bat and bat["events_per_s_net"] else None,
+        },
+        "memory": memory,
+    }
+    rows = [
+        ("stream events/s per slot (net: first→last record)", fmt_rate(rate),
+         f"{rate / NEXMARK_Q5_PER_CORE:.2f}x Nexmark q5 (22k/core); {rate / GOAL_PER_SLOT:.2f}x goal 50k"),
+        ("stream events/s, steady (p5→p95 of records)", fmt_rate(stream["events_per_s_steady_p5_p95"]),
+         f"{stream['events_per_s_steady_p5_p95'] / GOAL_PER_SLOT:.2f}x goal"),
+        ("stream events per JVM CPU-second", fmt_rate(stream["events_per_cpu_s"]),
+         (f"{stream['events_per_cpu_s'] / NEXMARK_Q5_PER_CORE:.2f}x Nexmark q5 per core; "
+          f"JVM used {stream['jvm_cores_used']:.2f} cores") if stream["events_per_cpu_s"] else "n/a"),
+        ("stream incl. JVM start (launch→last record)", fmt_rate(stream["events_per_s_incl_startup"]), ""),
+        ("stream: launch → first record", fmt_s(stream["first_record_after_s"]),
+         f"job RUNNING after {fmt_s(stream['job_running_after_s'])}"),
+        ("stream: processing time", fmt_s(stream["processing_s"]), f"{stream['messages']:,} messages"),
+    ]
+    if bat:
+        b = bat["events_per_s_net"]
+        rows += [
+            ("batch events/s (first task RUNNING→FINISHED)", fmt_rate(b),
+             f"stream/batch = {rate / b:.2f}" if b else "n/a"),
+            ("batch Flink incl. JVM start", fmt_rate(bat["events_per_s_flink_incl_startup"]),
+             f"Flink process {fmt_s(bat['flink_process_s'])}"),
+            ("batch Iceberg commit (4 tables)", fmt_s(bat["iceberg_commit_s"]),
+             f"backfill total {fmt_s(bat['total_s_incl_startup_and_commit'])}"),
+        ]
+    rows += [
+        ("prefill rate (" + prefill_method + ")", fmt_rate(pre["rate"]), "incl. job start"),
+        ("peak RSS, whole stack (sum over processes)", f"{memory['peak_rss_gib']:.2f} GiB",
+         f"{memory['ratio_of_goal']:.2f}x of the 8 GiB goal ({'meets' if memory['meets_goal'] else 'MISSES'})"),
+    ]
+    print_table(f"feature-job throughput, {events:,} events, parallelism 1", rows)
+    print("peak RSS by phase (GiB):", memory["peak_by_phase_gib"], "breakdown at peak:",
+          memory["peak_breakdown_gib"])
+    write_result("feature_throughput", result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--prefill", choices=["flink", "python"], default="flink")
+    ap.add_argument("--no-batch", action="store_true", help="skip the batch (backfill) reference run")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary state dir (logs, staged files)")
+    args = ap.parse_args(argv)
+    run(args.events, args.prefill, not args.no_batch, args.keep)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
