@@ -2,10 +2,14 @@
 
     python -m benchmarks.flink_sql_cost SPEC.json OUT.json
 
-SPEC is a ``flink_jobs.sql.JobSpec`` (batch mode) as JSON. Each variant is an INSERT into blackhole sinks, run
-one after the other in the same TableEnvironment (one JVM start for all); each is timed by wall clock and by
-the CPU seconds the JVM burnt (from /proc, so the figure holds on a loaded machine). A warm-up pass of the
-first variant runs first so JIT compilation is not charged to it.
+SPEC is a ``flink_jobs.sql.JobSpec`` (batch mode) as JSON. The environment mirrors the job's driver
+(``flink_jobs.zone_features``): a ``StreamTableEnvironment`` over a ``StreamExecutionEnvironment`` in BATCH
+runtime mode, the job's ``before`` statements, the same DataStream round trip that materializes the
+``boundary`` SELECT as ``checked_stream``, then the job's ``after`` statements with every sink replaced by a
+blackhole. Each variant is a statement set attached to the DataStream environment and run by ``env.execute``,
+one after the other in the same JVM (one JVM start for all); each is timed by wall clock and by the CPU seconds
+the JVM burnt (from /proc, so the figure holds on a loaded machine). A warm-up pass of the baseline runs first
+so JIT compilation is not charged to it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-from flink_jobs.sql import JobSpec, checked_view, features_query, sink_ddls, source_ddl, statements, valid_view
+from flink_jobs.sql import FEATURE_COLUMNS, JobSpec, features_query, statements
+from flink_jobs.zone_features import flink_conf
+
+BASELINE = "json_hop"
 
 
 def _children_cpu_s() -> float:
@@ -48,34 +55,58 @@ def _children_cpu_s() -> float:
 
 
 def _blackhole(ddl: str) -> str:
+    """A sink DDL of the job with its connector replaced by a blackhole (same name, same columns)."""
+    if not ddl.lstrip().startswith("CREATE TEMPORARY TABLE"):  # the views pass through
+        return ddl
     return ddl.split(") WITH (")[0] + ") WITH ('connector' = 'blackhole')"
 
 
 def main(argv: list[str]) -> int:
-    from pyflink.table import EnvironmentSettings, TableEnvironment
+    from pyflink.common import Configuration
+    from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
+    from pyflink.table import Schema, StreamTableEnvironment
 
     raw = json.loads(Path(argv[1]).read_text())
     names = {f.name for f in dataclasses.fields(JobSpec)}
     spec = JobSpec(**{k: v for k, v in raw.items() if k in names})
-    t_env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
-    conf = t_env.get_config()
-    for k, v in {"parallelism.default": "1", "rest.bind-address": "127.0.0.1", "rest.address": "127.0.0.1",
-                 "table.local-time-zone": "UTC"}.items():
-        conf.set(k, v)
-    path = spec.input_path
-    for stmt in (source_ddl(spec), checked_view(spec), valid_view(), *[_blackhole(d) for d in sink_ddls(spec)]):
+    assert spec.mode == "batch", "sql_cost runs the batch variant of the job"
+    spec.parallelism = 1
+
+    # --- the driver's environment, as in flink_jobs.zone_features.main
+    settings = {**flink_conf(spec), "pipeline.name": "ridecast-sql-cost"}
+    conf = Configuration()
+    for key, value in settings.items():
+        conf.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_runtime_mode(RuntimeExecutionMode.BATCH)
+    t_env = StreamTableEnvironment.create(env)
+    for key, value in settings.items():
+        t_env.get_config().set(key, value)
+
+    job = statements(spec)
+    for stmt in job.before:
         t_env.execute_sql(stmt)
+    stream = t_env.to_data_stream(t_env.sql_query(job.boundary))
+    checked = t_env.from_data_stream(
+        stream, Schema.new_builder().watermark("event_time", "SOURCE_WATERMARK()").build()
+    )
+    t_env.create_temporary_view("checked_stream", checked)
+    for stmt in job.after:
+        t_env.execute_sql(_blackhole(stmt))
+
+    # --- reference pieces that are not the job's
+    path = spec.input_path
     t_env.execute_sql(f"CREATE TEMPORARY TABLE plain (payload STRING) WITH ('connector'='filesystem', "
                       f"'path'='{path}', 'format'='raw', 'raw.charset'='UTF-8')")
-    t_env.execute_sql(f"""CREATE TEMPORARY TABLE typed (
+    t_env.execute_sql(f"""CREATE TEMPORARY TABLE json_typed (
   event_id STRING, schema_version BIGINT, event_time_ms BIGINT, event_type STRING, pickup_zone STRING,
   dropoff_zone STRING, fare DOUBLE, wait_seconds DOUBLE, surge DOUBLE,
   event_ts AS TO_TIMESTAMP_LTZ(event_time_ms, 3)
 ) WITH ('connector'='filesystem', 'path'='{path}', 'format'='json', 'json.ignore-parse-errors'='true')""")
     t_env.execute_sql("CREATE TEMPORARY TABLE bh_any (x STRING) WITH ('connector'='blackhole')")
-    t_env.execute_sql("CREATE TEMPORARY TABLE bh_feat (" + re.sub(r"\s+", " ", _feat_cols()) +
+    t_env.execute_sql("CREATE TEMPORARY TABLE bh_feat (" + re.sub(r"\s+", " ", FEATURE_COLUMNS) +
                       ") WITH ('connector'='blackhole')")
-    t_env.execute_sql("""CREATE TEMPORARY VIEW typed_events AS SELECT * FROM typed
+    t_env.execute_sql("""CREATE TEMPORARY VIEW json_events AS SELECT * FROM json_typed
   WHERE event_type <> 'heartbeat' AND event_ts IS NOT NULL""")
     t_env.execute_sql("""CREATE TEMPORARY VIEW jv_events AS SELECT
   JSON_VALUE(payload, '$.event_id') AS event_id,
@@ -87,43 +118,43 @@ def main(argv: list[str]) -> int:
 FROM plain WHERE JSON_VALUE(payload, '$.event_type') <> 'heartbeat'""")
 
     def feats(view: str) -> str:
-        return re.sub(r"TABLE valid_events", f"TABLE {view}", features_query(spec))
+        return features_query(spec).replace("TABLE valid_events", f"TABLE {view}")
 
-    _, job_inserts = statements(spec)
-    variants: list[tuple[str, list[str]]] = [
-        ("scan raw lines (I/O floor)", ["INSERT INTO bh_any SELECT payload FROM plain"]),
-        ("json format (1 parse) + HOP windows", [f"INSERT INTO bh_feat {feats('typed_events')}"]),
-        ("JSON_VALUE x7 + HOP windows (no validation)", [f"INSERT INTO bh_feat {feats('jv_events')}"]),
-        ("validation only (job's reason CASE)", ["INSERT INTO bh_any SELECT reason FROM checked"]),
-        ("job's gold query only (validation + HOP)", [f"INSERT INTO bh_feat {features_query(spec)}"]),
-        ("job's 4 inserts, blackhole sinks", job_inserts),
+    features = features_query(spec)
+    # (id, label, inserts). Ids are stable keys for sql_cost.py / README; the baseline is BASELINE.
+    variants: list[tuple[str, str, list[str]]] = [
+        ("scan", "scan raw lines (I/O + per-job floor)", ["INSERT INTO bh_any SELECT payload FROM plain"]),
+        (BASELINE, "json format (1 parse) + the job's HOP windows", [f"INSERT INTO bh_feat {feats('json_events')}"]),
+        ("jv_hop", "JSON_VALUE x7 + HOP windows, no validation", [f"INSERT INTO bh_feat {feats('jv_events')}"]),
+        ("parse_validate_inline", "job's parse + validation, no boundary (checked_raw)",
+         ["INSERT INTO bh_any SELECT reason FROM checked_raw"]),
+        ("parse_validate", "job's parse + validation through the boundary",
+         ["INSERT INTO bh_any SELECT reason FROM checked"]),
+        ("gold", "job's gold query (boundary + HOP)", [f"INSERT INTO bh_feat {features}"]),
+        ("job", f"job's {len(job.inserts)} inserts, blackhole sinks", list(job.inserts)),
     ]
     lines = sum(1 for _ in open(path, "rb"))
     results = []
 
-    def timed(name: str, inserts: list[str]) -> dict:
+    def timed(vid: str, label: str, inserts: list[str]) -> dict:
         ss = t_env.create_statement_set()
         for ins in inserts:
             ss.add_insert_sql(ins)
         c0, t0 = _children_cpu_s(), time.time()
-        ss.execute().wait()
+        ss.attach_as_datastream()
+        env.execute(f"ridecast-sql-cost-{vid}")
         wall, cpu = time.time() - t0, _children_cpu_s() - c0
-        r = {"variant": name, "wall_s": wall, "jvm_cpu_s": cpu, "events_per_s": lines / wall,
+        r = {"id": vid, "variant": label, "wall_s": wall, "jvm_cpu_s": cpu, "events_per_s": lines / wall,
              "events_per_cpu_s": lines / cpu if cpu > 0 else None}
         print(json.dumps(r), flush=True)
         return r
 
-    timed("warm-up", variants[1][1])
-    for name, inserts in variants:
-        results.append(timed(name, inserts))
-    Path(argv[2]).write_text(json.dumps({"lines": lines, "variants": results}, indent=1))
+    base = next(v for v in variants if v[0] == BASELINE)
+    timed("warm-up", "warm-up (" + base[1] + ")", base[2])
+    for vid, label, inserts in variants:
+        results.append(timed(vid, label, inserts))
+    Path(argv[2]).write_text(json.dumps({"lines": lines, "baseline": BASELINE, "variants": results}, indent=1))
     return 0
-
-
-def _feat_cols() -> str:
-    from flink_jobs.sql import FEATURE_COLUMNS
-
-    return FEATURE_COLUMNS
 
 
 if __name__ == "__main__":

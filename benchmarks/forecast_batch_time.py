@@ -4,8 +4,8 @@
     .venv/bin/python -m benchmarks.forecast_batch_time --in-place # on the configured lake (champions must exist)
 
 Without ``--in-place``: simulates 29 days with ``ridecast.simulate`` into a throw-away lake through the test
-fixture that mirrors the feature job's silver/gold contract, trains small champions single-process (the
-model's size barely matters to batch time), then runs ``forecast_batch`` ``--repeat`` times. Each run reads
+fixture that mirrors the feature job's silver/gold contract, trains champions single-process with a
+one-day backtest, then runs ``forecast_batch`` ``--repeat`` times. Each run reads
 ~29 days of silver/gold with pyiceberg, builds features, loads the champions from MLflow, writes
 gold.forecasts (atomic overwrite of that cut-off) and joins closed forecasts into gold.forecast_accuracy.
 """
@@ -27,6 +27,8 @@ def _measure(settings, repeat: int) -> dict:
     for _ in range(repeat):
         r = training.forecast_batch(settings)
         runs.append({"seconds": r.seconds, "rows": r.rows, "accuracy_rows": r.accuracy_rows})
+    if not runs[-1]["rows"]:
+        raise SystemExit("forecast-batch wrote no rows: no champion models (run `ridecast train`)")
     secs = [r["seconds"] for r in runs]
     return {"runs": runs, "median_s": statistics.median(secs), "min_s": min(secs), "rows": runs[-1]["rows"]}
 
@@ -52,10 +54,12 @@ def main() -> None:
             t0 = time.perf_counter()
             write_lake(s, list(simulate_events(end - timedelta(days=a.days), timedelta(days=a.days), seed=3)))
             setup = time.perf_counter() - t0
-            s.training.num_boost_round, s.training.backtest_days = 30, 1
+            s.training.backtest_days = 1  # one fold: only the champions matter here
             t0 = time.perf_counter()
-            training.train(s, backend="local")
+            tr = training.train(s, backend="local")
             train_s = time.perf_counter() - t0
+            if not all(d.promoted for d in tr.decisions.values()):
+                raise SystemExit(f"no champion for every horizon: {[d.reason for d in tr.decisions.values()]}")
             res = {**_measure(s, a.repeat), "setup_s": setup, "train_s": train_s}
     print_table("forecast-batch: all zones x horizons", [
         ("forecasts per run", str(res["rows"]), ""),

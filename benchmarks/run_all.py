@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=100_000, help="throughput: events in the topic")
     ap.add_argument("--duration", type=float, default=180.0, help="freshness: seconds of live streaming")
     ap.add_argument("--rate", type=float, default=200.0, help="freshness: events per second")
-    ap.add_argument("--sql-cost-events", type=int, default=20_000)
+    ap.add_argument("--sql-cost-events", type=int, default=50_000)
     ap.add_argument("--only", choices=["throughput", "freshness", "sql_cost"], action="append")
     args = ap.parse_args(argv)
     wanted = args.only or ["throughput", "sql_cost", "freshness"]

@@ -219,15 +219,18 @@ def run_demo(*, history_days: int = 28, seed: int = 42, scale: float = 1.0, spee
         up(no_job=False)
     with step(f"History: {history_days} days through the feature job in batch (backfill)"):
         _backfill_history(p, s, console)
+    if train:
+        with step("Train on the history: Ray XGBoost per horizon, backtest vs baselines, MLflow + promotion gate"):
+            from ridecast import demo_forecast
+
+            demo_forecast.train_on_history(s, console, p)
     with step("Live: a day of trips through Kafka → PyFlink → Iceberg"):
         _stream_day(p, s, console)
         _wait_landed(p, s, console)
     with step("Results (Trino-dialect SQL on the embedded engine)"):
         png = _show_results(p, s, console)
     if train:
-        with step("Forecasting: train on Ray, gate, register in MLflow, forecast into Iceberg"):
-            from ridecast import demo_forecast
-
+        with step("Forecasts through the live day into gold.forecasts, scored against actuals; report"):
             demo_forecast.run(s, console, p)
     summary = Table(title="demo timings", show_header=False)
     for title, secs in step.timings:
@@ -240,6 +243,8 @@ def run_demo(*, history_days: int = 28, seed: int = 42, scale: float = 1.0, spee
         f"warehouse        {s.warehouse}\n"
         f"logs             {s.log_dir}\n"
         f"zone curve       {png}\n"
+        f"forecast report  {s.ml_dir / 'report' / 'report.html'}\n"
+        f"MLflow           {s.mlflow_tracking_uri}\n"
         f"try              .venv/bin/ridecast sql \"SELECT * FROM iceberg.gold.zone_features LIMIT 5\"\n"
         f"stop             make down   (or .venv/bin/ridecast down)",
         title="where the data lives", border_style="green"))
