@@ -112,38 +112,33 @@ def test_expire_keeps_current_and_last_n_with_their_properties(features):
     assert nothing_old.removed == ()
 
 
-def test_maintain_runs_cleanup_hook_before_expiry(settings, monkeypatch):
-    """`ridecast maintain` compacts, calls ridecast.pipeline.cleanup_committed_staging, then expires."""
+def test_maintain_cleans_committed_staging_before_expiry_so_nothing_is_recommitted(settings):
+    """Expiry forgets which staged files were committed; cleanup must have deleted them first.
+
+    If the order were wrong, the restarted committer below would find the staged files, no longer listed in any
+    retained snapshot, and append their rows a second time.
+    """
+    import json
+
+    from iceberg_catalog.committer import Committer
     from ridecast.commands import maintain as maintain_cmd
 
-    t = ensure_tables(open_catalog(settings))["gold.zone_features"]
-    for i in range(4):
-        t.append(_batch(t, i))
-    order: list[str] = []
-    fake = types.ModuleType("ridecast.pipeline")
-    fake.cleanup_committed_staging = lambda s: order.append(f"cleanup:{len(open_catalog(s).load_table('gold.zone_features').snapshots())}")
-    monkeypatch.setitem(sys.modules, "ridecast.pipeline", fake)
-    real_expire = maintenance.expire_snapshots
-    monkeypatch.setattr(maintenance, "expire_snapshots",
-                        lambda tbl, **kw: (order.append("expire:" + ".".join(tbl.name()[-2:])), real_expire(tbl, **kw))[1])
+    folder = settings.staging_dir / "stream" / "silver"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        (folder / f"part-m-0-{i}").write_text(json.dumps({
+            "event_id": f"m{i}", "event_time": "2026-01-05T08:00:00Z", "event_type": "requested",
+            "pickup_zone": "BEDOK"}) + "\n")
+        Committer(settings, settings.staging_dir / "stream").commit_pending()  # one snapshot per file
     app = typer.Typer()
     maintain_cmd.register(app)
-    out = CliRunner().invoke(app, ["--min-files", "4", "--older-than-hours", "0", "--retain-last", "1"],
+    out = CliRunner().invoke(app, ["--older-than-hours", "0", "--retain-last", "1", "--staging-age-hours", "0"],
                              env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
-    assert "gold.zone_features" in out.stdout
-    from iceberg_catalog.tables import TABLES
-
-    assert all(e.startswith("cleanup:") for e in order[0::2]) and len(order) == 2 * len(TABLES)  # one before each
-    assert order[1::2] == [f"expire:{i}" for i in TABLES]
-    gold = order.index("expire:gold.zone_features")
-    assert order[gold - 1] == "cleanup:6"  # before gold's expiry it saw all 6 (4 appends + 2 partition compactions)
-    t.refresh()
-    assert len(t.snapshots()) == 1 and len(t.inspect.files()) == 2
-
-
-def test_before_expire_skips_only_when_pipeline_module_is_absent(settings, monkeypatch):
-    from ridecast.commands.maintain import before_expire
-
-    monkeypatch.setitem(sys.modules, "ridecast.pipeline", None)  # import of the module itself fails
-    assert before_expire(settings, None) is False
+    assert "deleted 3 committed staging files" in out.stdout
+    assert list(folder.iterdir()) == []
+    table = open_catalog(settings).load_table("silver.trip_events")
+    assert len(table.snapshots()) == 1
+    Committer(settings, settings.staging_dir / "stream").commit_pending()  # a restarted committer
+    ids = table.refresh().scan().to_arrow().column("event_id").to_pylist()
+    assert sorted(ids) == ["m0", "m1", "m2"]
