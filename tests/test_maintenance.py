@@ -4,8 +4,6 @@ concurrent writer committing between compaction's read and its commit."""
 from __future__ import annotations
 
 import datetime as dt
-import sys
-import types
 from collections import Counter
 
 import pyarrow as pa
