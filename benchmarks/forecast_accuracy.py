@@ -10,7 +10,7 @@
     .venv/bin/python -m benchmarks.forecast_accuracy --simulate-days 28 --via pipeline
     # real data: ISLP's Bikeshare.csv (hourly 2011 rentals, Washington DC), two places (casual, registered),
     # mapped to events by ridecast.ingest (stratified inside each hour), US holidays, America/New_York
-    .venv/bin/python -m benchmarks.forecast_accuracy --bikeshare path/to/Bikeshare.csv --via fixture
+    .venv/bin/python -m benchmarks.forecast_accuracy --bikeshare islp --via pipeline --cutoff-minutes 60 --horizons 60
 
 Hourly source data (Bikeshare): ``ridecast ingest`` spreads each hour's count evenly over the hour, so at a
 cut-off inside an hour the events already seen reveal the rest of that hour: sub-hour cut-offs and horizons
@@ -56,6 +56,30 @@ def _simulate(settings, days: int, via: str, scale: float, seed: int) -> dict:
     return {"events": n, "days": days, "via": via, "seconds": time.perf_counter() - t0}
 
 
+def fetch_islp_bikeshare(dest_dir) -> str:
+    """ISLP ships Bikeshare.csv in its wheel: fetch the wheel from PyPI (no install) and extract the file."""
+    import glob
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    dest = Path(dest_dir) / "Bikeshare.csv"
+    if dest.exists():
+        return str(dest)
+    with tempfile.TemporaryDirectory() as tmp:
+        # the uv-built venv has no pip; its interpreter is a link to the base Python, which has one
+        base = os.path.realpath(sys.executable)
+        subprocess.run([base, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp, "ISLP==0.6.0"], check=True)
+        (whl,) = glob.glob(f"{tmp}/*.whl")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(whl) as z:
+            dest.write_bytes(z.read("ISLP/data/Bikeshare.csv"))
+    return str(dest)
+
+
 def _bikeshare(settings, csv_path, via: str) -> dict:
     """Bikeshare.csv (day of year + hour, counts) -> long CSV (time, place, count) -> ridecast.ingest mapping."""
     import pandas as pd
@@ -63,6 +87,8 @@ def _bikeshare(settings, csv_path, via: str) -> dict:
     from ridecast.ingest import ingest, map_file
 
     t0 = time.perf_counter()
+    if csv_path == "islp":
+        csv_path = fetch_islp_bikeshare(settings.state_dir)
     raw = pd.read_csv(csv_path)
     ts = pd.Timestamp("2011-01-01") + pd.to_timedelta(raw["day"] - 1, unit="D") + pd.to_timedelta(raw["hr"].astype(int), unit="h")
     long = pd.concat(
@@ -165,7 +191,7 @@ def main() -> None:
     ap.add_argument("--cutoff-minutes", type=int, default=None,
                     help="cut-off grid; use 60 for data that was hourly counts (see module docstring)")
     ap.add_argument("--backtest-days", type=int, default=None)
-    ap.add_argument("--bikeshare", type=str, default=None, help="ISLP Bikeshare.csv: ingest into a throw-away lake")
+    ap.add_argument("--bikeshare", type=str, default=None, help="Bikeshare.csv path, or 'islp' to fetch it from the ISLP wheel; ingested into a throw-away lake")
     ap.add_argument("--name", default="forecast_accuracy", help="results/<name>.json")
     a = ap.parse_args()
     if a.bikeshare:
