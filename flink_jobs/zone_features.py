@@ -37,6 +37,7 @@ def flink_conf(spec: JobSpec) -> dict[str, str]:
         "restart-strategy.fixed-delay.attempts": "3",
         "restart-strategy.fixed-delay.delay": "2 s",
         "table.exec.source.idle-timeout": f"{spec.idle_timeout_s} s",
+        "pipeline.object-reuse": "true",
     }
     if spec.jars:
         conf["pipeline.jars"] = ";".join(Path(j).resolve().as_uri() for j in spec.jars)
