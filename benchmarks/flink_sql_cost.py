@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from flink_jobs.sql import FEATURE_COLUMNS, JobSpec, features_query, statements
-from flink_jobs.zone_features import flink_conf
+from flink_jobs.sql import FEATURE_COLUMNS, JobSpec, features_query
+from flink_jobs.zone_features import build
 
 BASELINE = "json_hop"
 
@@ -62,9 +62,6 @@ def _blackhole(ddl: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from pyflink.common import Configuration
-    from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
-    from pyflink.table import Schema, StreamTableEnvironment
 
     raw = json.loads(Path(argv[1]).read_text())
     names = {f.name for f in dataclasses.fields(JobSpec)}
@@ -72,27 +69,8 @@ def main(argv: list[str]) -> int:
     assert spec.mode == "batch", "sql_cost runs the batch variant of the job"
     spec.parallelism = 1
 
-    # --- the driver's environment, as in flink_jobs.zone_features.main
-    settings = {**flink_conf(spec), "pipeline.name": "ridecast-sql-cost"}
-    conf = Configuration()
-    for key, value in settings.items():
-        conf.set_string(key, value)
-    env = StreamExecutionEnvironment.get_execution_environment(conf)
-    env.set_runtime_mode(RuntimeExecutionMode.BATCH)
-    t_env = StreamTableEnvironment.create(env)
-    for key, value in settings.items():
-        t_env.get_config().set(key, value)
-
-    job = statements(spec)
-    for stmt in job.before:
-        t_env.execute_sql(stmt)
-    stream = t_env.to_data_stream(t_env.sql_query(job.boundary))
-    checked = t_env.from_data_stream(
-        stream, Schema.new_builder().watermark("event_time", "SOURCE_WATERMARK()").build()
-    )
-    t_env.create_temporary_view("checked_stream", checked)
-    for stmt in job.after:
-        t_env.execute_sql(_blackhole(stmt))
+    # --- the driver's own wiring, with blackhole sinks
+    env, t_env, job = build(spec, {"pipeline.name": "ridecast-sql-cost"}, transform_after=_blackhole)
 
     # --- reference pieces that are not the job's
     path = spec.input_path

@@ -55,19 +55,24 @@ def flink_conf(spec: JobSpec) -> dict[str, str]:
     return conf
 
 
-def main(argv: list[str]) -> int:
+def build(spec: JobSpec, conf_overrides: dict[str, str] | None = None,
+          transform_after=lambda stmt: stmt):
+    """(env, t_env, statements) with every table and view of the job registered, ready for the INSERTs.
+
+    ``transform_after`` lets a benchmark swap the sinks (e.g. for blackholes) without a copy of this wiring.
+    """
     from pyflink.common import Configuration
     from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
     from pyflink.table import Schema, StreamTableEnvironment
 
-    spec = load_spec(argv[1])
+    settings = {**flink_conf(spec), **(conf_overrides or {})}
     conf = Configuration()
-    for key, value in flink_conf(spec).items():
+    for key, value in settings.items():
         conf.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_runtime_mode(RuntimeExecutionMode.STREAMING if spec.mode == "stream" else RuntimeExecutionMode.BATCH)
     t_env = StreamTableEnvironment.create(env)
-    for key, value in flink_conf(spec).items():
+    for key, value in settings.items():
         t_env.get_config().set(key, value)
 
     job = statements(spec)
@@ -80,7 +85,13 @@ def main(argv: list[str]) -> int:
     )
     t_env.create_temporary_view("checked_stream", checked)
     for stmt in job.after:
-        t_env.execute_sql(stmt)
+        t_env.execute_sql(transform_after(stmt))
+    return env, t_env, job
+
+
+def main(argv: list[str]) -> int:
+    spec = load_spec(argv[1])
+    env, t_env, job = build(spec)
     stmt_set = t_env.create_statement_set()
     for insert in job.inserts:
         stmt_set.add_insert_sql(insert)
