@@ -4,16 +4,28 @@ Kept apart from the PyFlink driver so the app environment can render and unit-te
 and so the validation rules are generated from ``ridecast.events.FIELDS`` (the single contract) instead of
 being written a second time by hand.
 
-Why raw payloads + JSON_VALUE instead of the json format: the json format drops unparseable messages (or
-fails the job), and a message we cannot parse must land in the dead letters with its reason. Parsing happens
-in SQL (no Python UDF: those run ~7x slower here, see PLATFORM.md).
+Why raw payloads instead of the json format: the json format drops unparseable messages (or fails the job), and
+a message we cannot parse must land in the dead letters with its reason. Parsing happens in SQL (no Python UDF:
+those run ~7x slower here, see PLATFORM.md): ``TRY_PARSE_JSON`` once per message into a VARIANT, then each
+field is read from that VARIANT, never from the text again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ridecast.events import EVENT_TYPES, FIELDS, HEARTBEAT, MAX_ID_LENGTH, SCHEMA_VERSION, Reason
+from ridecast.events import (
+    CONCATENATED,
+    ENDS_OBJECT,
+    EVENT_TIME_IN_TEXT,
+    EVENT_TYPES,
+    FIELDS,
+    HEARTBEAT,
+    MAX_ID_LENGTH,
+    SCHEMA_VERSION,
+    STARTS_OBJECT,
+    Reason,
+)
 
 __all__ = ["JobSpec", "JobStatements", "statements"]
 
@@ -66,8 +78,22 @@ def _now_ms(spec: JobSpec) -> str:
 
 
 def event_time_expr(spec: JobSpec) -> str:
-    """Event time in ms, NULL unless plausible: a far-future or absurd timestamp must not move the watermark."""
-    t = _jv("event_time_ms", "BIGINT")
+    """Event time in ms for the source's watermark, NULL unless plausible: a far-future or absurd timestamp must
+    not move the watermark.
+
+    Read from the text, not parsed (a JSON parse here cost more than the rest of the validation), as
+    ``events.event_time_in_text`` does; ``reason_expr`` refuses an event whose parsed time differs from this
+    one. Flink compiles the pattern of REGEXP_EXTRACT on every call, so compact JSON takes a plain-string path:
+    when the first ``"event_time_ms"`` is followed by ``:``, the text up to the next comma is the number; the
+    regex runs only when that does not parse (the key is last, or spaced, or the value is not a number).
+    """
+    key = "'\"event_time_ms\"'"
+    compact = "'\"event_time_ms\":'"
+    first = f"POSITION({key} IN payload)"
+    fast = (f"CASE WHEN {first} > 0 AND {first} = POSITION({compact} IN payload) THEN "
+            f"TRY_CAST(SPLIT_INDEX(SUBSTRING(payload FROM {first} + 16 FOR 32), ',', 0) AS DOUBLE) END")
+    slow = f"TRY_CAST(REGEXP_EXTRACT(payload, {_q(EVENT_TIME_IN_TEXT)}, 1) AS DOUBLE)"
+    t = f"TRY_CAST(COALESCE({fast}, {slow}) AS BIGINT)"
     lo = f"({_now_ms(spec)} - {spec.max_event_age_days} * CAST(86400000 AS BIGINT))"
     hi = f"({_now_ms(spec)} + {spec.max_future_skew_s * 1000})"
     return f"CASE WHEN {t} BETWEEN {lo} AND {hi} THEN {t} END"
@@ -84,7 +110,8 @@ def reason_expr(spec: JobSpec) -> str:
         w = f"w_{f.name}"
         if f.required:
             checks.append((f"{w} IS NULL", f"{Reason.MISSING}:{f.name}"))
-        checks.append((f"{w} IS NOT NULL AND NOT ({_TYPE_TEST[f.kind].format(w=w)})", f"{Reason.WRONG_TYPE}:{f.name}"))
+        test = _TYPE_TEST[f.kind].format(w=w, v=f"v_{f.name}")
+        checks.append((f"{w} IS NOT NULL AND NOT ({test})", f"{Reason.WRONG_TYPE}:{f.name}"))
     checks.append((f"v_schema_version <> {SCHEMA_VERSION}", Reason.BAD_VERSION))
     checks.append((f"CHAR_LENGTH(v_event_id) > {MAX_ID_LENGTH} OR CHAR_LENGTH(v_event_id) = 0", Reason.ID_TOO_LONG))
     types = ", ".join(_q(t) for t in (*EVENT_TYPES, HEARTBEAT))
@@ -99,24 +126,38 @@ def reason_expr(spec: JobSpec) -> str:
     checks.append((f"v_event_time_ms > {_now_ms(spec)} + {spec.max_future_skew_s * 1000}", Reason.FUTURE))
     checks.append((f"v_event_time_ms < {_now_ms(spec)} - {spec.max_event_age_days} * CAST(86400000 AS BIGINT)",
                    Reason.TOO_OLD))
+    # the source's event time (the windows' rowtime) must be this event's own time
+    checks.append(("event_ts IS NULL OR event_ts <> TO_TIMESTAMP_LTZ(v_event_time_ms, 3)", Reason.AMBIGUOUS_TIME))
     whens = "\n    ".join(f"WHEN {cond} THEN {_q(reason)}" for cond, reason in checks)
     return f"CASE\n    {whens}\n  END"
 
 
-def _wrapped(name: str) -> str:
-    """The field's JSON text in an array: NULL if absent or null, else ["s"], [12.5], [true], [{...}]...
-
-    This one call tells every JSON kind apart, which JSON_VALUE cannot: it returns NULL for objects and
-    text for strings and numbers alike, and TRY_CAST('12.5' AS BIGINT) truncates to 12.
-    """
-    return f"JSON_QUERY(payload, '$.{name}' WITH WRAPPER)"
+# A guard Flink's optimizer cannot see through. Its calc-merge rule inlines a projection into every expression
+# that references it (the payload would be parsed once per field and check, 166 times per event at first), but
+# it does not duplicate a non-deterministic expression that is referenced more than once. ``RAND() < 2`` is
+# always true and costs a few nanoseconds; wrapping an expression in it makes the planner compute it once.
+_ONCE = "RAND() < 2"
 
 
+def _once(expr: str, cond: str = "") -> str:
+    return f"CASE WHEN {_ONCE}{' AND ' + cond if cond else ''} THEN {expr} END"
+
+
+# Type tests on a field's JSON text (JSON_STRING of its VARIANT): "s" | 12 | 12.5 | true | {...} | [...]. This
+# tells every JSON kind apart, which JSON_VALUE cannot. A long is any integral number in 64 bits (its typed value
+# is NULL otherwise), as in ``events._is_kind``.
+# No regex here: Flink compiles a REGEXP's pattern on every call. A number's text parses as a DOUBLE, a string's
+# (quoted) text or true/{...}/[...] does not.
 _TYPE_TEST = {
-    "string": "{w} LIKE '[\"%'",
-    "long": "REGEXP({w}, '^\\[-?[0-9]+\\]$')",
-    "double": "REGEXP({w}, '^\\[-?[0-9]')",
+    "string": "{w} LIKE '\"%'",
+    "long": "{v} IS NOT NULL",
+    "double": "{v} IS NOT NULL",
 }
+# The message is one JSON object (the parser alone ignores whatever follows the first value; see events.py).
+# The plain-string tests decide the usual case: it starts with "{", and its first "}" is its last character.
+_ONE_OBJECT = (f"(payload LIKE '{{%' OR REGEXP(payload, {_q(STARTS_OBJECT)})) AND "
+               f"(POSITION('}}' IN payload) = CHAR_LENGTH(payload) OR "
+               f"(REGEXP(payload, {_q(ENDS_OBJECT)}) AND NOT REGEXP(payload, {_q(CONCATENATED)})))")
 
 
 def source_ddl(spec: JobSpec) -> str:
@@ -155,22 +196,29 @@ def source_ddl(spec: JobSpec) -> str:
 
 
 def _value(f) -> str:
-    """A field's value from its wrapped text, without parsing the payload again."""
+    """A field's typed value from its JSON text, without parsing the payload again."""
     w = f"w_{f.name}"
     if f.kind == "string":
-        return f"JSON_VALUE({w}, '$[0]')"  # unescapes; parses only the few bytes of the field
-    inner = f"SUBSTRING({w} FROM 2 FOR CHAR_LENGTH({w}) - 2)"
-    return f"TRY_CAST({inner} AS {'BIGINT' if f.kind == 'long' else 'DOUBLE'})"
+        # a string without escapes is its text minus the quotes; only escaped ones go through a (tiny) parse
+        return (f"CASE WHEN POSITION('\\' IN {w}) = 0 THEN SUBSTRING({w} FROM 2 FOR CHAR_LENGTH({w}) - 2) "
+                f"ELSE JSON_VALUE(CONCAT('[', {w}, ']'), '$[0]') END")
+    if f.kind == "double":
+        return f"TRY_CAST({w} AS DOUBLE)"
+    d = f"TRY_CAST({w} AS DOUBLE)"  # 12.0 or 1.7E12: integral, in range (TRY_CAST('12.5' AS BIGINT) is 12)
+    return (f"CASE WHEN POSITION('.' IN {w}) = 0 AND POSITION('E' IN {w}) = 0 AND POSITION('e' IN {w}) = 0 "
+            f"THEN TRY_CAST({w} AS BIGINT) "
+            f"WHEN {d} = FLOOR({d}) AND {d} >= -9.223372036854775808E18 AND {d} < 9.223372036854775808E18 "
+            f"THEN CAST({d} AS BIGINT) END")
 
 
 def parsed_views(spec: JobSpec) -> list[str]:
-    """Every message once, parsed once per field, with its source coordinates and its reason (lateness is judged
-    after the boundary, in ``checked``).
+    """Every message once, parsed once, with its source coordinates and its reason (lateness is judged after
+    the shared view, in ``checked``).
 
-    Each JSON function must run once per field: Flink's planner merges projections and would inline every
-    ``JSON_QUERY`` into each check and each of the sink branches (166 payload parses per event, 1.7k events/s
-    here). Computing them inside ``UNNEST(ARRAY[ROW(...)])`` is a barrier it does not inline through, so the
-    checks and typed values read the small wrapped strings instead of re-parsing the payload.
+    Three steps, each computed once per message behind the ``_ONCE`` guard: the payload into a VARIANT (only
+    if it is not over the size limit), each field's JSON text out of the VARIANT, each typed value out of its
+    text. The checks then read those columns. A VARIANT's key lookup fails on a non-object, so fields are
+    only read when the payload is a JSON object.
     """
     if spec.mode == "stream":
         src = "CONCAT('kafka:', kafka_topic, '/', CAST(kafka_partition AS STRING))"
@@ -178,22 +226,33 @@ def parsed_views(spec: JobSpec) -> list[str]:
     else:
         src = f"{_q('file:' + spec.source_name)}"
         off = "CAST(NULL AS BIGINT)"
-    wrapped = ",\n  ".join(_wrapped(f.name) for f in FIELDS)
-    values = ",\n  ".join(f"{_value(f)} AS v_{f.name}" for f in FIELDS)
+    # batch: a plain timestamp (a bounded input has no rowtime to keep, and the planner rejects one in a view)
+    ts = "event_ts" if spec.mode == "stream" else "CAST(event_ts AS TIMESTAMP_LTZ(3)) AS event_ts"
+    obj = "one_object AND doc IS NOT NULL"
+    texts = ",\n  ".join(_once(f"JSON_STRING(doc[{_q(f.name)}])", obj) + f" AS j_{f.name}" for f in FIELDS)
+    # NULLIF is expanded into a CASE that evaluates its argument twice: apply it to the column, a string compare
+    present = ",\n  ".join(f"NULLIF(j_{f.name}, 'null') AS w_{f.name}" for f in FIELDS)
+    values = ",\n  ".join(f"{_once(_value(f))} AS v_{f.name}" for f in FIELDS)
     return [
         f"""CREATE TEMPORARY VIEW parsed AS
 SELECT
-  payload, {src} AS source, {off} AS source_offset, CURRENT_TIMESTAMP AS received_at,
-  CHAR_LENGTH(payload) AS payload_chars, j.*
-FROM raw_events
-CROSS JOIN UNNEST(ARRAY[ROW(
-  payload IS JSON OBJECT,
-  {wrapped}
-)]) AS j(is_object, {", ".join(f"w_{f.name}" for f in FIELDS)})""",
+  payload, {src} AS source, {off} AS source_offset, CURRENT_TIMESTAMP AS received_at, {ts},
+  CHAR_LENGTH(payload) AS payload_chars,
+  {_once("TRY_PARSE_JSON(payload, TRUE)", f"CHAR_LENGTH(payload) <= {spec.max_payload_bytes}")} AS doc,
+  {_ONE_OBJECT} AS one_object
+FROM raw_events""",
+        f"""CREATE TEMPORARY VIEW fields AS
+SELECT payload, source, source_offset, received_at, event_ts, payload_chars, {obj} AS is_object,
+  {texts}
+FROM parsed""",
+        f"""CREATE TEMPORARY VIEW present AS
+SELECT payload, source, source_offset, received_at, event_ts, payload_chars, is_object,
+  {present}
+FROM fields""",
         f"""CREATE TEMPORARY VIEW typed AS
 SELECT *,
   {values}
-FROM parsed""",
+FROM present""",
         f"""CREATE TEMPORARY VIEW checked_raw AS
 SELECT *, {reason_expr(spec)} AS reason FROM typed""",
     ]
@@ -209,10 +268,9 @@ def checked_view(spec: JobSpec) -> str:
     return f"CREATE TEMPORARY VIEW checked AS SELECT *, {late} AS is_late FROM checked_stream"
 
 
-# What crosses the DataStream boundary (see JobStatements.boundary). event_time is a plain column there, set
-# only for valid events: a NULL rowtime cannot become a stream record's timestamp.
+# The shared view every sink reads (see JobStatements.boundary). event_time is the source's rowtime attribute.
 BOUNDARY_SELECT = """SELECT payload, source, source_offset, received_at, payload_chars, reason,
-  CASE WHEN reason IS NULL THEN TO_TIMESTAMP_LTZ(v_event_time_ms, 3) END AS event_time, v_event_time_ms,
+  event_ts AS event_time, v_event_time_ms,
   v_event_id, v_event_type, v_pickup_zone, v_dropoff_zone, v_fare, v_wait_seconds, v_surge
 FROM checked_raw"""
 
@@ -290,16 +348,16 @@ GROUP BY pickup_zone, window_start, window_end""")
 
 @dataclass
 class JobStatements:
-    """The job in three parts around one materialization point.
+    """The job in three parts around one shared view.
 
-    Flink's planner optimizes each INSERT separately and inlines the views it reads, so every sink branch
-    would parse the payload again (and merged projections parse it once per reference). ``boundary`` is
-    computed once, turned into a DataStream and back into the table ``checked_stream`` (watermarks pass
-    through), and every sink reads that through the view ``checked``.
+    Flink's planner optimizes a statement set's INSERTs together, but it inlines a SQL view into each INSERT that
+    reads it, so every sink branch would parse and check each message again. ``boundary`` is registered as a
+    Table object (``checked_stream``): all INSERTs then hold the same plan node, which the planner optimizes
+    once and shares (a "block" in its multi-sink optimizer). Every sink reads it through the view ``checked``.
     """
 
     before: list[str]  # source + parsing views
-    boundary: str  # SELECT materialized as the table `checked_stream`
+    boundary: str  # SELECT registered as the shared table `checked_stream`
     after: list[str]  # views over `checked` + sinks
     inserts: list[str]  # run together in one statement set
 

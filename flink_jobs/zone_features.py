@@ -6,7 +6,7 @@ The app side (``ridecast.pipeline``) writes the spec, starts this under its own 
 checkpoint to restore, and commits the finalized files to Iceberg. This module only wires configuration and
 submits the statements from :mod:`flink_jobs.sql`; exactly-once comes from checkpointing: file sinks finalize
 their part files only when a checkpoint completes, and the committer appends each finalized file once.
-No Python function runs per record: the DataStream round trip below moves Java objects only.
+No Python function runs per record.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def build(spec: JobSpec, conf_overrides: dict[str, str] | None = None,
     """
     from pyflink.common import Configuration
     from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
-    from pyflink.table import Schema, StreamTableEnvironment
+    from pyflink.table import StreamTableEnvironment
 
     settings = {**flink_conf(spec), **(conf_overrides or {})}
     conf = Configuration()
@@ -78,12 +78,8 @@ def build(spec: JobSpec, conf_overrides: dict[str, str] | None = None,
     job = statements(spec)
     for stmt in job.before:
         t_env.execute_sql(stmt)
-    # The materialization point: parsed once, shared by every sink (see JobStatements).
-    stream = t_env.to_data_stream(t_env.sql_query(job.boundary))
-    checked = t_env.from_data_stream(
-        stream, Schema.new_builder().watermark("event_time", "SOURCE_WATERMARK()").build()
-    )
-    t_env.create_temporary_view("checked_stream", checked)
+    # The shared view: parsed and checked once, read by every sink (see JobStatements).
+    t_env.create_temporary_view("checked_stream", t_env.sql_query(job.boundary))
     for stmt in job.after:
         t_env.execute_sql(transform_after(stmt))
     return env, t_env, job

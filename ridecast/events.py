@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +30,7 @@ __all__ = [
     "Zone",
     "load_zones",
     "make_event",
+    "parse_message",
     "reject_reason",
     "Reason",
 ]
@@ -79,6 +81,9 @@ class Reason:
     ID_TOO_LONG = "event_id_too_long"
     FUTURE = "event_time_in_future"
     TOO_OLD = "event_time_too_old"
+    # the first "event_time_ms" key in the text is not the top-level one (e.g. a nested object carries one too):
+    # the job reads the event time for its watermark straight from the text, so such an event is refused.
+    AMBIGUOUS_TIME = "ambiguous_event_time"
     LATE = "late_event"  # valid, kept in silver, but its windows had already closed
 
 
@@ -157,9 +162,37 @@ def _is_kind(value: Any, kind: str) -> bool:
         return isinstance(value, str)
     if isinstance(value, bool):
         return False
-    if kind == "long":  # integers only: 1.7e12 is a wrong type, as in the Flink SQL
-        return isinstance(value, int)
+    if kind == "long":
+        # an integral number in 64 bits: 12, 12.0 and 1.7e12 are longs (the job's JSON parser keeps no trace
+        # of how a number was written), 12.5 and 10**30 are not
+        if isinstance(value, float):
+            return math.isfinite(value) and value.is_integer() and -(2.0**63) <= value < 2.0**63
+        return isinstance(value, int) and -(2**63) <= value < 2**63
     return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+# The shape of a message the job accepts as one JSON object. Its parser (Flink's TRY_PARSE_JSON, Jackson) reads
+# the first JSON value and ignores what follows, so these checks on the text catch the usual corruptions:
+# leading junk, trailing junk or truncation, and two events concatenated into one message. (A "}{" inside a
+# string value is refused too; extra closing brackets after the object are not noticed.)
+JSON_WHITESPACE = r"[ \t\r\n]*"
+STARTS_OBJECT = r"^" + JSON_WHITESPACE + r"\{"
+ENDS_OBJECT = r"\}" + JSON_WHITESPACE + r"\z"  # Java's end of input; Python spells it \Z
+CONCATENATED = r"\}" + JSON_WHITESPACE + r"\{"
+_STARTS = re.compile(STARTS_OBJECT)
+_ENDS = re.compile(ENDS_OBJECT.replace(r"\z", r"\Z"))
+_CONCATENATED = re.compile(CONCATENATED)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def parse_message(raw: bytes) -> Any:
+    """The message's JSON object as the job reads it, or ValueError. Bytes are UTF-8, invalid ones replaced."""
+    text = raw.decode("utf-8", "replace")
+    start = _STARTS.match(text)
+    if not start or not _ENDS.search(text) or _CONCATENATED.search(text):
+        raise ValueError("not one JSON object")
+    value, _ = _DECODER.raw_decode(text, start.end() - 1)
+    return value
 
 
 def reject_reason(
@@ -177,8 +210,8 @@ def reject_reason(
         if len(raw) > max_payload_bytes:
             return Reason.TOO_LARGE
         try:
-            event = json.loads(raw, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError):
+            event = parse_message(raw)
+        except ValueError:
             return Reason.INVALID_JSON
         if not isinstance(event, dict):
             return Reason.INVALID_JSON
@@ -209,9 +242,29 @@ def reject_reason(
             if not f.low <= float(event[f.name]) <= f.high:
                 return f"{Reason.OUT_OF_RANGE}:{f.name}"
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    ts = int(event["event_time_ms"])
+    ts = int(event["event_time_ms"])  # an integral float is a long (see _is_kind)
     if ts > now_ms + max_future_skew_s * 1000:
         return Reason.FUTURE
     if ts < now_ms - max_event_age_days * 86_400_000:
         return Reason.TOO_OLD
+    if isinstance(payload, (bytes, str)) and event_time_in_text(raw.decode("utf-8", "replace")) != ts:
+        return Reason.AMBIGUOUS_TIME
     return None
+
+
+# The first "event_time_ms": <integer> in a message's text. Inside a JSON string every quote is escaped, so this
+# can only match a key; it is the top-level key unless a nested object has the same key earlier.
+EVENT_TIME_IN_TEXT = r'"event_time_ms"[ \t\r\n]*:[ \t\r\n]*(-?[0-9][0-9.eE+-]*)'
+_EVENT_TIME_RE = re.compile(EVENT_TIME_IN_TEXT)
+
+
+def event_time_in_text(text: str) -> int | None:
+    """What the Flink job's source reads as the event time (for its watermark) without parsing the JSON."""
+    m = _EVENT_TIME_RE.search(text)
+    if not m:
+        return None
+    try:
+        value = float(m.group(1))  # the job: TRY_CAST(... AS DOUBLE), then to BIGINT
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) else None
