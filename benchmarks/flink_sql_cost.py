@@ -4,8 +4,8 @@
 
 SPEC is a ``flink_jobs.sql.JobSpec`` (batch mode) as JSON. The environment mirrors the job's driver
 (``flink_jobs.zone_features``): a ``StreamTableEnvironment`` over a ``StreamExecutionEnvironment`` in BATCH
-runtime mode, the job's ``before`` statements, the same DataStream round trip that materializes the
-``boundary`` SELECT as ``checked_stream``, then the job's ``after`` statements with every sink replaced by a
+runtime mode, the job's ``before`` statements, the same shared view that registers the ``boundary`` SELECT as
+``checked_stream``, then the job's ``after`` statements with every sink replaced by a
 blackhole. Each variant is a statement set attached to the DataStream environment and run by ``env.execute``,
 one after the other in the same JVM (one JVM start for all); each is timed by wall clock and by the CPU seconds
 the JVM burnt (from /proc, so the figure holds on a loaded machine). A warm-up pass of the baseline runs first
@@ -104,11 +104,11 @@ FROM plain WHERE JSON_VALUE(payload, '$.event_type') <> 'heartbeat'""")
         ("scan", "scan raw lines (I/O + per-job floor)", ["INSERT INTO bh_any SELECT payload FROM plain"]),
         (BASELINE, "json format (1 parse) + the job's HOP windows", [f"INSERT INTO bh_feat {feats('json_events')}"]),
         ("jv_hop", "JSON_VALUE x7 + HOP windows, no validation", [f"INSERT INTO bh_feat {feats('jv_events')}"]),
-        ("parse_validate_inline", "job's parse + validation, no boundary (checked_raw)",
+        ("parse_validate_inline", "job's parse + validation, no shared view (checked_raw)",
          ["INSERT INTO bh_any SELECT reason FROM checked_raw"]),
-        ("parse_validate", "job's parse + validation through the boundary",
+        ("parse_validate", "job's parse + validation through the shared view",
          ["INSERT INTO bh_any SELECT reason FROM checked"]),
-        ("gold", "job's gold query (boundary + HOP)", [f"INSERT INTO bh_feat {features}"]),
+        ("gold", "job's gold query (shared view + HOP)", [f"INSERT INTO bh_feat {features}"]),
         ("job", f"job's {len(job.inserts)} inserts, blackhole sinks", list(job.inserts)),
     ]
     lines = sum(1 for _ in open(path, "rb"))

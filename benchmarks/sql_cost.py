@@ -9,7 +9,7 @@ event) + the job's HOP windows, i.e. what a Nexmark-q5-like query costs here. Ea
 as a ratio to it, in events per JVM CPU-second (robust to other jobs on the machine) and per wall second, and
 as marginal CPU ms per event above the "scan" floor (which carries the per-job fixed cost).
 The job's variants run as the driver runs them: StreamTableEnvironment in BATCH runtime mode, with the same
-DataStream round trip materializing the parse + validation (``JobStatements.boundary``) as ``checked_stream``.
+shared view that holds the parse + validation (``JobStatements.boundary``) as ``checked_stream``.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def run(events: int = 50_000, keep: bool = False) -> dict[str, Any]:
         rows.append((v["variant"], fmt_rate(v["events_per_cpu_s"]) + " /cpu-s",
                      f"{r_cpu:.3f}x json+HOP baseline; wall {fmt_rate(v['events_per_s'])}{marg}" if r_cpu else "n/a"))
     print_table(f"feature-job SQL cost breakdown, {res['lines']:,} events, batch (StreamTableEnvironment, BATCH "
-                "runtime mode, the job's DataStream boundary), parallelism 1, blackhole sinks", rows)
+                "runtime mode, the job's shared view), parallelism 1, blackhole sinks", rows)
     result = {"events": events, "lines": res["lines"], "baseline_variant": base["variant"], "variants": variants,
               "reference": {"nexmark_q5_events_per_s_per_core": NEXMARK_Q5_PER_CORE,
                             "goal_events_per_s_per_slot": GOAL_PER_SLOT},

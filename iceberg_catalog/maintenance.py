@@ -1,4 +1,4 @@
-"""Table maintenance: compact small files, expire old snapshots.
+"""Table maintenance: compact small files, expire old snapshots, remove orphan files.
 
 Streaming commits leave many small files per day partition; readers pay per file. pyiceberg 0.12 has no
 ``rewrite_data_files`` (Iceberg-Java's compaction action), so :func:`compact` does what that action does,
@@ -10,14 +10,20 @@ validation refuses the commit if someone added or removed files in that partitio
 reload the table and redo the partition. Rows are neither lost nor duplicated under any interleaving.
 
 :func:`expire_snapshots` uses pyiceberg's ``table.maintenance.expire_snapshots()`` (metadata only: data
-files stay on storage; orphan-file removal is a separate job). Snapshots kept are not rewritten, so their
-summary properties (e.g. the streaming committer's ``ridecast.source-files``) survive.
+files stay on storage). Snapshots kept are not rewritten, so their summary properties (e.g. the streaming
+committer's ``ridecast.source-files``) survive.
+
+:func:`remove_orphan_files` is what reclaims the storage, the way Iceberg-Java's ``remove_orphan_files`` action
+does (pyiceberg 0.12 has none): list every file under the table's location, subtract every file the table's
+metadata can still reach, and delete what is left *and older than a safety age*. The age is the only thing
+protecting files of a commit in flight (written, not yet in the catalog), so it must exceed the longest commit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -40,6 +46,8 @@ from pyiceberg.table.sorting import NullOrder, SortDirection
 from pyiceberg.transforms import DayTransform, HourTransform, IdentityTransform, MonthTransform, YearTransform
 
 if TYPE_CHECKING:
+    from pyarrow.fs import FileInfo, FileSystem
+    from pyiceberg.io import FileIO
     from pyiceberg.table import FileScanTask, Table
 
 __all__ = [
@@ -47,9 +55,13 @@ __all__ = [
     "CompactionConflictError",
     "CompactionResult",
     "ExpireResult",
+    "OrphanFilesError",
+    "OrphanResult",
     "PartitionRewrite",
     "compact",
     "expire_snapshots",
+    "reachable_files",
+    "remove_orphan_files",
 ]
 
 COMPACT_OPERATION = {"ridecast.operation": "compact"}
@@ -58,6 +70,10 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 class CompactionConflictError(RuntimeError):
     """Other writers kept changing a partition for every attempt; nothing was committed for it."""
+
+
+class OrphanFilesError(RuntimeError):
+    """Orphan removal refused to run on a table (its files cannot be listed, or the listing looks wrong)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,23 @@ class ExpireResult:
     snapshots_before: int
     snapshots_after: int
     removed: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class OrphanResult:
+    table: str
+    location: str
+    files_listed: int  # files under the table location
+    files_referenced: int  # of those, reachable from the table metadata
+    orphans: tuple[str, ...]  # unreachable and older than the safety age: deleted (or, in a dry run, would be)
+    orphan_bytes: int
+    young_kept: int  # unreachable but younger than the safety age (e.g. a commit in flight): kept
+    failed: tuple[str, ...]  # deletions that raised (left in place)
+    dry_run: bool
+
+    @property
+    def deleted(self) -> int:
+        return 0 if self.dry_run else len(self.orphans) - len(self.failed)
 
 
 # -- partition predicates -------------------------------------------------------------------------------
@@ -322,3 +355,153 @@ def expire_snapshots(
         table.refresh()
         return ExpireResult(".".join(table.name()[-2:]), len(snaps), len(table.snapshots()), tuple(expire))
     raise CommitFailedException(f"{'.'.join(table.name())}: snapshot expiry conflicted {max_attempts} times")
+
+
+# -- orphan files ---------------------------------------------------------------------------------------
+_VERSION_HINT = "metadata/version-hint.text"  # written by Hadoop catalogs; protected like Iceberg-Java does
+
+
+def _manifest_files(table: "Table", manifest, cache: dict[str, frozenset[str]]) -> frozenset[str]:
+    """Live data/delete file paths of one manifest (manifests are immutable, so cached by path)."""
+    files = cache.get(manifest.manifest_path)
+    if files is None:
+        # live entries only (ADDED/EXISTING), as Iceberg-Java's reachability and ``inspect.all_files()``;
+        # a DELETED entry names a file that only an older snapshot could still reach
+        entries = manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+        files = frozenset(e.data_file.file_path for e in entries)
+        cache[manifest.manifest_path] = files
+    return files
+
+
+def _reachable(table: "Table", cache: dict[str, frozenset[str]]) -> tuple[set[str], set[str]]:
+    """(files needed to read the table at any snapshot, other metadata files worth keeping)."""
+    md = table.metadata
+    required: set[str] = {table.metadata_location}
+    for snapshot in md.snapshots:  # every snapshot still in the metadata: branches, tags, time travel
+        required.add(snapshot.manifest_list)
+        for manifest in snapshot.manifests(table.io):
+            required.add(manifest.manifest_path)
+            required |= _manifest_files(table, manifest, cache)
+    extra = {entry.metadata_file for entry in md.metadata_log}
+    extra |= {s.statistics_path for s in md.statistics}
+    extra |= {s.statistics_path for s in md.partition_statistics}
+    extra.add(f"{md.location.rstrip('/')}/{_VERSION_HINT}")
+    return required, extra
+
+
+def reachable_files(table: "Table") -> set[str]:
+    """Every file location the table's current metadata reaches: the current and logged metadata.json files,
+    statistics files, and for each snapshot its manifest list, its manifests and their live data/delete files."""
+    required, extra = _reachable(table, {})
+    return required | extra
+
+
+def _listing_fs(io: "FileIO", location: str) -> tuple["FileSystem", str, str]:
+    fs_by_scheme = getattr(io, "fs_by_scheme", None)
+    parse = getattr(io, "parse_location", None)
+    if fs_by_scheme is None or parse is None:
+        raise OrphanFilesError(
+            f"cannot list files with {type(io).__module__}.{type(io).__name__}: orphan removal needs a FileIO that "
+            "exposes a pyarrow filesystem (py-io-impl=pyiceberg.io.pyarrow.PyArrowFileIO); skip it with --no-orphans"
+        )
+    scheme, netloc, path = parse(location, io.properties)
+    return fs_by_scheme(scheme, netloc), scheme, path
+
+
+def _path_key(io: "FileIO", location: str) -> str:
+    """A location as the filesystem path it names, so URIs in metadata (file:///…, s3a://…) and listed paths
+    compare."""
+    scheme, _, path = io.parse_location(location, io.properties)  # type: ignore[attr-defined]
+    return os.path.normpath(path) if scheme == "file" else path
+
+
+def _hidden(relative: str) -> bool:
+    """Hidden like Iceberg-Java's listing: a component starting with '.' or '_' (but '_x=1' is a partition)."""
+    return any(part[:1] in (".", "_") and "=" not in part for part in relative.split("/"))
+
+
+def _mtime(info: "FileInfo") -> dt.datetime | None:
+    m = info.mtime
+    if m is None:
+        return None
+    return m if m.tzinfo else m.replace(tzinfo=dt.timezone.utc)
+
+
+def remove_orphan_files(
+    table: "Table",
+    *,
+    older_than: dt.timedelta = dt.timedelta(days=3),
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+) -> OrphanResult:
+    """Delete files under the table's location that its metadata no longer reaches and that are older than
+    ``older_than`` (by modification time); with ``dry_run`` only report them.
+
+    Reachable is :func:`reachable_files` of the table loaded before the listing *and* reloaded after it, so a
+    commit landing meanwhile protects what it references. Files newer than the cut-off are never deleted:
+    they may belong to a commit in flight, written but not yet in the catalog. Hidden files (``.x``, ``_x``)
+    are never deleted. As a guard against path mismatches (which would make every file look unreferenced),
+    the run is refused if any file the table needs is missing from the listing.
+    """
+    if older_than < dt.timedelta(0):
+        raise ValueError("older_than must be >= 0")
+    cutoff = (now or dt.datetime.now(dt.timezone.utc)) - older_than
+    name = ".".join(table.name()[-2:])
+    io = table.io
+    table.refresh()
+    location = table.location().rstrip("/")
+    fs, scheme, base = _listing_fs(io, location)
+    base_key = _path_key(io, location)
+    if base_key in ("", "/", ".") or base_key.count("/") < 1:
+        raise OrphanFilesError(f"{name}: refusing to list table location {location!r} (a filesystem root)")
+    cache: dict[str, frozenset[str]] = {}
+    required, extra = _reachable(table, cache)
+    from pyarrow.fs import FileSelector, FileType
+
+    try:
+        infos = fs.get_file_info(FileSelector(base.rstrip("/"), recursive=True, allow_not_found=True))
+    except (OSError, NotImplementedError) as exc:
+        raise OrphanFilesError(f"{name}: cannot list {location}: {exc}") from exc
+    files = [i for i in infos if i.type == FileType.File]
+    table.refresh()  # anything committed while we listed is protected too
+    required_after, extra_after = _reachable(table, cache)
+    referenced = {_path_key(io, f) for f in required | extra | required_after | extra_after}
+
+    listed = {os.path.normpath(i.path) if scheme == "file" else i.path: i for i in files}
+    prefix = base_key + "/"
+    missing = sorted(k for k in (_path_key(io, f) for f in required) if k.startswith(prefix) and k not in listed)
+    if missing:
+        raise OrphanFilesError(
+            f"{name}: {len(missing)} file(s) the table references were not found by listing {location} "
+            f"(e.g. {missing[0]}); a path mismatch or a concurrent deletion: nothing deleted"
+        )
+    orphans: list[tuple[str, int]] = []
+    young = 0
+    for key, info in sorted(listed.items()):
+        if key in referenced or not key.startswith(prefix) or _hidden(key[len(prefix):]):
+            continue
+        mtime = _mtime(info)
+        if mtime is None or mtime >= cutoff:  # unknown age counts as young: never guess in favour of deleting
+            young += 1
+            continue
+        orphans.append((info.path, info.size or 0))
+    failed: list[str] = []
+    if not dry_run:
+        for path, _ in orphans:
+            try:
+                fs.delete_file(path)
+            except FileNotFoundError:
+                pass  # already gone (another cleanup): the goal is met
+            except OSError:
+                failed.append(path)
+    return OrphanResult(
+        table=name,
+        location=location,
+        files_listed=len(files),
+        files_referenced=sum(1 for k in listed if k in referenced),
+        orphans=tuple(p for p, _ in orphans),
+        orphan_bytes=sum(size for _, size in orphans),
+        young_kept=young,
+        failed=tuple(failed),
+        dry_run=dry_run,
+    )
