@@ -57,15 +57,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import psutil
 
-from benchmarks.common import MemorySampler, bench_settings, print_table, write_result
+from benchmarks.common import CpuSampler, MemorySampler, bench_settings, print_table, write_result
 
 N_ZONES = 55
 
@@ -93,51 +91,6 @@ def _build(days: int, out: Path) -> dict:
     np.save(out / "y.npy", frame["y"].to_numpy(np.float32))
     (out / "features.json").write_text(json.dumps(feats))
     return {"rows": len(frame), "features": len(feats), "events": len(silver), "build_s": time.perf_counter() - t0}
-
-
-class CpuSampler:
-    """CPU-seconds (user + system) of this process and every process it started, by process name.
-
-    Sampled every 0.2 s, keeping each pid's last reading, so a process that lives < 0.2 s is missed and the
-    last 0.2 s of one that exits is missed: a slight under-count. Ray renames its worker processes
-    (``ray::TrainController``, ``ray::RayTrainWorker``...), so the names say which actor spent what (the
-    first ``ray::Class`` name a process shows is kept; its title also changes with the method it runs).
-    """
-
-    def __init__(self, interval_s: float = 0.2):
-        self.interval_s, self.by_pid, self._stop = interval_s, {}, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            for p in [me, *me.children(recursive=True)]:
-                try:
-                    with p.oneshot():
-                        ct, name = p.cpu_times(), p.name()
-                except psutil.Error:
-                    continue
-                rec = self.by_pid.setdefault(p.pid, {"name": name, "cpu_s": 0.0})
-                if not rec["name"].startswith("ray::") or rec["name"] == "ray::IDLE":
-                    rec["name"] = name.split(".")[0]  # "ray::TrainController.run" -> "ray::TrainController"
-                rec["cpu_s"] = max(rec["cpu_s"], ct.user + ct.system)
-            self._stop.wait(self.interval_s)
-
-    def __enter__(self) -> "CpuSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def report(self) -> dict:
-        by_name: dict[str, float] = {}
-        for pid, rec in self.by_pid.items():
-            name = "driver" if pid == psutil.Process().pid else rec["name"]
-            by_name[name] = by_name.get(name, 0.0) + rec["cpu_s"]
-        return {"cpu_s": round(sum(by_name.values()), 1),
-                "cpu_by_process_s": {k: round(v, 1) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1])}}
 
 
 def _ray_train_phases(session_dir: Path, fit_start: float) -> dict[str, float]:
