@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from flink_jobs.sql import JobSpec, source_ddl
+from flink_jobs.sql import JobSpec, function_ddls, source_ddl
 from flink_jobs.zone_features import flink_conf
 
 
@@ -33,6 +33,8 @@ def main(argv: list[str]) -> int:
     for k, v in conf.items():
         t_env.get_config().set(k, v)
     ddl = source_ddl(spec).replace("'format' = 'raw'", "'scan.bounded.mode' = 'latest-offset',\n  'format' = 'raw'")
+    for fn in function_ddls():  # the source's event time is read by one of the job's functions
+        t_env.execute_sql(fn)
     t_env.execute_sql(ddl)
     t_env.execute_sql("CREATE TEMPORARY TABLE sink (payload STRING, o BIGINT) WITH ('connector' = 'blackhole')")
     t_env.execute_sql("INSERT INTO sink SELECT payload, kafka_offset FROM raw_events").wait()

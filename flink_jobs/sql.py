@@ -1,13 +1,15 @@
 """Builds the feature job's Flink SQL from a job spec: one function per statement, no Flink imports.
 
 Kept apart from the PyFlink driver so the app environment can render and unit-test the SQL without a JVM,
-and so the validation rules are generated from ``ridecast.events.FIELDS`` (the single contract) instead of
-being written a second time by hand.
+and so the validation rules come from ``ridecast.events`` (the single contract) instead of being written a
+second time by hand.
 
 Why raw payloads instead of the json format: the json format drops unparseable messages (or fails the job), and
-a message we cannot parse must land in the dead letters with its reason. Parsing happens in SQL (no Python UDF:
-those run ~7x slower here, see PLATFORM.md): ``TRY_PARSE_JSON`` once per message into a VARIANT, then each
-field is read from that VARIANT, never from the text again.
+a message we cannot parse must land in the dead letters with its reason. The per-event work that SQL
+expressions did slowly (parse and check, the source's event time, the JSON lines of bronze and silver) is done
+by three small Java scalar functions in ``flink_jobs/udf`` that the SQL calls (no Python runs per record; Python
+UDFs run ~7x slower here, see PLATFORM.md). They carry no rules of their own: the contract reaches them as
+literals rendered here, and ``tests/test_job_contract.py`` holds the job to the Python oracle message by message.
 """
 
 from __future__ import annotations
@@ -101,11 +103,16 @@ CHECK_FIELDS = ("event_id", "event_time_ms", "event_type", "pickup_zone", "dropo
 # ``ridecast_event_time``: the source's event time, one regex scan of the text (``events.event_time_in_text``).
 EVENT_TIME_FUNCTION = "ridecast_event_time"
 EVENT_TIME_CLASS = "ridecast.flink.EventTimeInText"
+# ``ridecast_json_line``: a row as one JSON-lines text for the sinks that see every event (bronze, silver), written
+# with the raw format; Flink's json format built and serialized a Jackson tree per row, ~12 us per event.
+JSON_LINE_FUNCTION = "ridecast_json_line"
+JSON_LINE_CLASS = "ridecast.flink.JsonLine"
 
 
 def function_ddls() -> list[str]:
     return [f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {name} AS {_q(cls)} LANGUAGE JAVA"
-            for name, cls in ((CHECK_FUNCTION, CHECK_CLASS), (EVENT_TIME_FUNCTION, EVENT_TIME_CLASS))]
+            for name, cls in ((CHECK_FUNCTION, CHECK_CLASS), (EVENT_TIME_FUNCTION, EVENT_TIME_CLASS),
+                              (JSON_LINE_FUNCTION, JSON_LINE_CLASS))]
 
 
 # A guard Flink's optimizer cannot see through. Its calc-merge rule inlines a projection into every expression
@@ -219,21 +226,35 @@ FROM checked
 WHERE reason IS NULL AND v_event_type <> '{HEARTBEAT}'"""
 
 
-def _file_sink(name: str, columns: str, spec: JobSpec) -> str:
-    opts = {
-        "connector": "filesystem",
-        "path": f"{spec.staging_dir}/{name}",
-        "format": "json",
-        "json.timestamp-format.standard": "ISO-8601",
-        "json.encode.decimal-as-plain-number": "true",
+def _file_sink(name: str, columns: str, spec: JobSpec, fmt: str = "json") -> str:
+    """A staging sink: JSON lines, finalized on checkpoints. ``fmt="raw"``: one STRING column holding the line."""
+    opts = {"connector": "filesystem", "path": f"{spec.staging_dir}/{name}"}
+    if fmt == "json":
+        opts.update({"format": "json", "json.timestamp-format.standard": "ISO-8601",
+                     "json.encode.decimal-as-plain-number": "true"})
+    else:
+        opts.update({"format": "raw", "raw.charset": "UTF-8"})
+    opts.update({
         "sink.rolling-policy.rollover-interval": f"{spec.rolling_interval_s} s",
         "sink.rolling-policy.inactivity-interval": f"{spec.rolling_interval_s} s",
         "sink.rolling-policy.check-interval": f"{max(1, spec.rolling_interval_s // 2)} s",
-    }
+    })
     with_ = ",\n  ".join(f"{_q(k)} = {_q(v)}" for k, v in opts.items())
     return f"CREATE TEMPORARY TABLE {name}_sink (\n{columns}\n) WITH (\n  {with_}\n)"
 
 
+def _json_line(columns: str, values: str) -> str:
+    """``ridecast_json_line`` over ``values`` (SQL expressions) named as the staged table's ``columns``."""
+    names = ",".join(c.split()[0] for c in columns.split(","))
+    return f"{JSON_LINE_FUNCTION}({_q(names)}, {values})"
+
+
+# The per-event staging tables, in the order the committer's tables (iceberg_catalog.tables) name them.
+BRONZE_COLUMNS = ("payload STRING, source STRING, source_offset BIGINT, received_at TIMESTAMP_LTZ(3), "
+                  "event_id STRING")
+SILVER_COLUMNS = ("event_id STRING, event_time TIMESTAMP_LTZ(3), event_type STRING, pickup_zone STRING, "
+                  "dropoff_zone STRING, fare DOUBLE, wait_seconds DOUBLE, surge DOUBLE, source STRING, "
+                  "source_offset BIGINT, received_at TIMESTAMP_LTZ(3), is_late INT")
 FEATURE_COLUMNS = """  zone STRING, window_minutes INT, window_start TIMESTAMP_LTZ(3), window_end TIMESTAMP_LTZ(3),
   requests BIGINT, completions BIGINT, cancellations BIGINT, fare_sum DOUBLE, fare_mean DOUBLE, fare_max DOUBLE,
   wait_mean DOUBLE, wait_max DOUBLE, surge_mean DOUBLE, events BIGINT, computed_at TIMESTAMP_LTZ(3)"""
@@ -241,11 +262,8 @@ FEATURE_COLUMNS = """  zone STRING, window_minutes INT, window_start TIMESTAMP_L
 
 def sink_ddls(spec: JobSpec) -> list[str]:
     ddls = [
-        _file_sink("bronze", "  payload STRING, source STRING, source_offset BIGINT, received_at TIMESTAMP_LTZ(3), "
-                   "event_id STRING", spec),
-        _file_sink("silver", "  event_id STRING, event_time TIMESTAMP_LTZ(3), event_type STRING, pickup_zone STRING, "
-                   "dropoff_zone STRING, fare DOUBLE, wait_seconds DOUBLE, surge DOUBLE, source STRING, "
-                   "source_offset BIGINT, received_at TIMESTAMP_LTZ(3), is_late INT", spec),
+        _file_sink("bronze", "  line STRING", spec, fmt="raw"),
+        _file_sink("silver", "  line STRING", spec, fmt="raw"),
         _file_sink("gold", FEATURE_COLUMNS, spec),
         _file_sink("dead_letters", "  reason STRING, payload STRING, payload_bytes BIGINT, source STRING, "
                    "source_offset BIGINT, received_at TIMESTAMP_LTZ(3), event_id STRING", spec),
@@ -299,10 +317,12 @@ class JobStatements:
 def statements(spec: JobSpec) -> JobStatements:
     features = features_query(spec)
     inserts = [
-        f"INSERT INTO bronze_sink SELECT SUBSTRING(payload, 1, {spec.max_payload_bytes}), source, source_offset, "
-        "received_at, v_event_id FROM checked",
-        "INSERT INTO silver_sink SELECT event_id, event_ts, event_type, pickup_zone, dropoff_zone, fare, "
-        "wait_seconds, surge, source, source_offset, received_at, is_late FROM valid_events",
+        "INSERT INTO bronze_sink SELECT " + _json_line(
+            BRONZE_COLUMNS, f"SUBSTRING(payload, 1, {spec.max_payload_bytes}), source, source_offset, received_at, "
+            "v_event_id") + " FROM checked",
+        "INSERT INTO silver_sink SELECT " + _json_line(
+            SILVER_COLUMNS, "event_id, event_ts, event_type, pickup_zone, dropoff_zone, fare, wait_seconds, surge, "
+            "source, source_offset, received_at, is_late") + " FROM valid_events",
         f"INSERT INTO gold_sink {features}",
         "INSERT INTO dead_letters_sink SELECT COALESCE(reason, '" + Reason.LATE + "'), SUBSTRING(payload, 1, 4096), "
         "CAST(CHAR_LENGTH(payload) AS BIGINT), source, source_offset, received_at, v_event_id "

@@ -171,17 +171,15 @@ def _is_kind(value: Any, kind: str) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-# The shape of a message the job accepts as one JSON object. Its parser (Flink's TRY_PARSE_JSON, Jackson) reads
-# the first JSON value and ignores what follows, so these checks on the text catch the usual corruptions:
-# leading junk, trailing junk or truncation, and two events concatenated into one message. (A "}{" inside a
-# string value is refused too; extra closing brackets after the object are not noticed.)
+# The shape of a message the job accepts as one JSON object. A JSON parser (Python's raw_decode here, Jackson in the
+# job's check function, flink_jobs/udf CheckEvent.oneObject) reads the first value and ignores what follows, so
+# these checks on the text catch the usual corruptions: leading junk, trailing junk or truncation, and two events
+# concatenated into one message. (A "}{" inside a string value is refused too; extra closing brackets after the
+# object are not noticed.)
 JSON_WHITESPACE = r"[ \t\r\n]*"
-STARTS_OBJECT = r"^" + JSON_WHITESPACE + r"\{"
-ENDS_OBJECT = r"\}" + JSON_WHITESPACE + r"\z"  # Java's end of input; Python spells it \Z
-CONCATENATED = r"\}" + JSON_WHITESPACE + r"\{"
-_STARTS = re.compile(STARTS_OBJECT)
-_ENDS = re.compile(ENDS_OBJECT.replace(r"\z", r"\Z"))
-_CONCATENATED = re.compile(CONCATENATED)
+_STARTS = re.compile(r"^" + JSON_WHITESPACE + r"\{")
+_ENDS = re.compile(r"\}" + JSON_WHITESPACE + r"\Z")
+_CONCATENATED = re.compile(r"\}" + JSON_WHITESPACE + r"\{")
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
@@ -264,7 +262,7 @@ def event_time_in_text(text: str) -> int | None:
     if not m:
         return None
     try:
-        value = float(m.group(1))  # the job: TRY_CAST(... AS DOUBLE), then to BIGINT
+        value = float(m.group(1))  # the job (EventTimeInText): Double.parseDouble, then truncated to a long
     except ValueError:
         return None
     return int(value) if math.isfinite(value) else None

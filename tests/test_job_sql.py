@@ -9,8 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from flink_jobs.sql import CHECK_CLASS, CHECK_FIELDS, CHECK_FUNCTION, JobSpec, function_ddls, rules_literal, statements
-from ridecast.events import FIELDS, Reason
+from flink_jobs.sql import (
+    CHECK_CLASS,
+    CHECK_FIELDS,
+    CHECK_FUNCTION,
+    EVENT_TIME_FUNCTION,
+    JSON_LINE_FUNCTION,
+    JobSpec,
+    function_ddls,
+    rules_literal,
+    statements,
+)
+from iceberg_catalog.committer import STAGED_TABLES
+from iceberg_catalog.tables import TABLES
+from ridecast.events import EVENT_TIME_IN_TEXT, FIELDS, Reason
 from ridecast.pipeline import job_spec
 
 pytestmark = pytest.mark.unit
@@ -26,7 +38,7 @@ def test_every_message_is_checked_once_by_the_contract_rules():
     spec = _spec()
     job = statements(spec)
     sql = "\n".join(job.before)
-    assert job.before[:2] == function_ddls() and CHECK_CLASS in job.before[0]
+    assert job.before[:3] == function_ddls() and CHECK_CLASS in job.before[0]
     assert sql.count(f"{CHECK_FUNCTION}(") == 1  # once per message, behind the RAND() guard
     assert "TRY_PARSE_JSON" not in sql and "JSON_VALUE" not in sql
     rules = json.loads(rules_literal(spec))
@@ -58,7 +70,7 @@ def test_stream_has_online_and_dlq_topics_and_batch_does_not():
     assert any("online_features" in i for i in stream.inserts) and any("dlq_topic" in i for i in stream.inserts)
     assert not any("online_features" in i or "dlq_topic" in i for i in batch.inserts)
     assert "CURRENT_WATERMARK" in "\n".join(stream.after) and "CURRENT_WATERMARK" not in "\n".join(batch.after)
-    assert "'connector' = 'kafka'" in stream.before[2] and "'connector' = 'filesystem'" in batch.before[2]
+    assert "'connector' = 'kafka'" in stream.before[3] and "'connector' = 'filesystem'" in batch.before[3]
 
 
 def test_windows_follow_settings():
@@ -73,3 +85,21 @@ def test_job_spec_comes_from_settings(settings, monkeypatch):
     assert spec.window_minutes == [5, 20] and spec.staging_dir.endswith("staging/stream")
     assert len(spec.zones) == 55 and all(j.endswith(".jar") for j in spec.jars)
     assert set(dataclasses.asdict(spec)) == {f.name for f in dataclasses.fields(JobSpec)}
+
+
+def test_source_reads_event_time_once_with_the_contract_pattern():
+    source = statements(_spec()).before[3]
+    assert source.count(f"{EVENT_TIME_FUNCTION}(") == 1
+    assert "'" + EVENT_TIME_IN_TEXT.replace("'", "''") + "'" in source
+    assert "REGEXP" not in source and "POSITION" not in source  # no per-record SQL string scans left
+
+
+@pytest.mark.parametrize(("folder", "sink"), [("bronze", "bronze_sink"), ("silver", "silver_sink")])
+def test_per_event_sinks_write_json_lines_named_as_the_iceberg_columns(folder, sink):
+    """The committer reads staged lines by name: a name that drifts from the table would load as nulls."""
+    insert = next(i for i in statements(_spec()).inserts if i.startswith(f"INSERT INTO {sink} "))
+    names = re.search(rf"{JSON_LINE_FUNCTION}\('([^']*)'", insert).group(1).split(",")
+    table = TABLES[STAGED_TABLES[folder]]
+    assert names == [f.name for f in table.schema.fields]
+    ddl = next(a for a in statements(_spec()).after if a.startswith(f"CREATE TEMPORARY TABLE {sink} "))
+    assert "'format' = 'raw'" in ddl
