@@ -9,7 +9,7 @@ event) + the job's HOP windows, i.e. what a Nexmark-q5-like query costs here. Ea
 as a ratio to it, in events per JVM CPU-second (robust to other jobs on the machine) and per wall second, and
 as marginal CPU ms per event above the "scan" floor (which carries the per-job fixed cost).
 The job's variants run as the driver runs them: StreamTableEnvironment in BATCH runtime mode, with the same
-shared view that holds the parse + validation (``JobStatements.boundary``) as ``checked_stream``.
+shared tables that hold the parse + validation (``JobStatements.shared``).
 """
 
 from __future__ import annotations

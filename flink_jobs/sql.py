@@ -103,7 +103,7 @@ CHECK_FIELDS = ("event_id", "event_time_ms", "event_type", "pickup_zone", "dropo
 # ``ridecast_event_time``: the source's event time, one regex scan of the text (``events.event_time_in_text``).
 EVENT_TIME_FUNCTION = "ridecast_event_time"
 EVENT_TIME_CLASS = "ridecast.flink.EventTimeInText"
-# ``ridecast_json_line``: a row as one JSON-lines text for the sinks that see every event (bronze, silver), written
+# ``ridecast_json_line``: a row as one JSON line (UTF-8 bytes) for the sinks that see every event (bronze, silver), written
 # with the raw format; Flink's json format built and serialized a Jackson tree per row, ~12 us per event.
 JSON_LINE_FUNCTION = "ridecast_json_line"
 JSON_LINE_CLASS = "ridecast.flink.JsonLine"
@@ -162,8 +162,8 @@ def source_ddl(spec: JobSpec) -> str:
 
 
 def parsed_views(spec: JobSpec) -> list[str]:
-    """Every message once, checked once, with its source coordinates and its reason (lateness is judged after
-    the shared view, in ``checked``).
+    """Every message once, checked once, with its source coordinates and its reason (lateness is judged in the
+    shared ``checked``).
 
     The Java check runs once per message (behind the ``_ONCE`` guard) and refuses an oversized message without
     parsing it; then the SQL checks that the source's event time, read from the text for the watermark, is the
@@ -199,41 +199,47 @@ FROM parsed AS p""",
     ]
 
 
-def checked_view(spec: JobSpec) -> str:
-    """``checked`` = the materialized rows plus lateness, judged against the watermark that flowed through."""
+def shared_selects(spec: JobSpec) -> list[tuple[str, str]]:
+    """The job's shared tables, in order: ``(name, SELECT)``, each registered as a Table object (see JobStatements).
+
+    ``checked``: every message once, with its reason and lateness (judged against the watermark the source has
+    emitted: a valid event is late when the first window it belongs to has already fired). ``valid_events`` (no
+    payload) feeds silver and ``zone_slices`` (see ``slices_query``), the windows' one aggregation per event,
+    ``rejected`` the dead letters. Filtering and narrowing once here
+    matters: Flink hands every branch of a shared node its own copy of the row, payload included, before the
+    branch's own filter runs.
+    """
     slide_ms = spec.slide_minutes * 60_000
-    # A valid event is late when the first window it belongs to has already fired: those windows miss it.
-    late = (f"CASE WHEN CURRENT_WATERMARK(event_time) IS NOT NULL AND v_event_type <> '{HEARTBEAT}' AND "
+    late = (f"CASE WHEN CURRENT_WATERMARK(event_ts) IS NOT NULL AND v_event_type <> '{HEARTBEAT}' AND "
             f"TO_TIMESTAMP_LTZ((v_event_time_ms / {slide_ms} + 1) * {slide_ms} - 1, 3) "
-            f"<= CURRENT_WATERMARK(event_time) THEN 1 ELSE 0 END") if spec.mode == "stream" else "0"
-    return f"CREATE TEMPORARY VIEW checked AS SELECT *, {late} AS is_late FROM checked_stream"
-
-
-# The shared view every sink reads (see JobStatements.boundary). event_time is the source's rowtime attribute.
-BOUNDARY_SELECT = """SELECT payload, source, source_offset, received_at, reason,
-  event_ts AS event_time, v_event_time_ms,
-  v_event_id, v_event_type, v_pickup_zone, v_dropoff_zone, v_fare, v_wait_seconds, v_surge
+            f"<= CURRENT_WATERMARK(event_ts) THEN 1 ELSE 0 END") if spec.mode == "stream" else "0"
+    checked = f"""SELECT payload, source, source_offset, received_at, reason,
+  event_ts AS event_time, v_event_time_ms, v_event_id, v_event_type,
+  v_pickup_zone, v_dropoff_zone, v_fare, v_wait_seconds, v_surge,
+  {late} AS is_late
 FROM checked_raw"""
-
-
-def valid_view() -> str:
-    return f"""CREATE TEMPORARY VIEW valid_events AS
-SELECT
+    valid = f"""SELECT
   v_event_id AS event_id, event_time AS event_ts, v_event_type AS event_type,
   v_pickup_zone AS pickup_zone, v_dropoff_zone AS dropoff_zone, v_fare AS fare, v_wait_seconds AS wait_seconds,
   v_surge AS surge, source, source_offset, received_at, is_late
 FROM checked
 WHERE reason IS NULL AND v_event_type <> '{HEARTBEAT}'"""
+    rejected = f"""SELECT COALESCE(reason, '{Reason.LATE}') AS reason, SUBSTRING(payload, 1, 4096) AS payload,
+  CAST(CHAR_LENGTH(payload) AS BIGINT) AS payload_bytes, source, source_offset, received_at, v_event_id AS event_id
+FROM checked
+WHERE reason IS NOT NULL OR is_late = 1"""
+    return [("checked", checked), ("valid_events", valid), ("rejected", rejected),
+            ("zone_slices", slices_query(spec))]
 
 
 def _file_sink(name: str, columns: str, spec: JobSpec, fmt: str = "json") -> str:
-    """A staging sink: JSON lines, finalized on checkpoints. ``fmt="raw"``: one STRING column holding the line."""
+    """A staging sink: JSON lines, finalized on checkpoints. ``fmt="raw"``: one BYTES column holding the line."""
     opts = {"connector": "filesystem", "path": f"{spec.staging_dir}/{name}"}
     if fmt == "json":
         opts.update({"format": "json", "json.timestamp-format.standard": "ISO-8601",
                      "json.encode.decimal-as-plain-number": "true"})
     else:
-        opts.update({"format": "raw", "raw.charset": "UTF-8"})
+        opts.update({"format": "raw"})
     opts.update({
         "sink.rolling-policy.rollover-interval": f"{spec.rolling_interval_s} s",
         "sink.rolling-policy.inactivity-interval": f"{spec.rolling_interval_s} s",
@@ -262,8 +268,8 @@ FEATURE_COLUMNS = """  zone STRING, window_minutes INT, window_start TIMESTAMP_L
 
 def sink_ddls(spec: JobSpec) -> list[str]:
     ddls = [
-        _file_sink("bronze", "  line STRING", spec, fmt="raw"),
-        _file_sink("silver", "  line STRING", spec, fmt="raw"),
+        _file_sink("bronze", "  line BYTES", spec, fmt="raw"),
+        _file_sink("silver", "  line BYTES", spec, fmt="raw"),
         _file_sink("gold", FEATURE_COLUMNS, spec),
         _file_sink("dead_letters", "  reason STRING, payload STRING, payload_bytes BIGINT, source STRING, "
                    "source_offset BIGINT, received_at TIMESTAMP_LTZ(3), event_id STRING", spec),
@@ -282,35 +288,59 @@ def sink_ddls(spec: JobSpec) -> list[str]:
     return ddls
 
 
-def features_query(spec: JobSpec) -> str:
-    parts = []
-    for w in spec.window_minutes:
-        parts.append(f"""SELECT pickup_zone AS zone, {w} AS window_minutes, window_start, window_end,
+def slices_query(spec: JobSpec, events: str = "valid_events") -> str:
+    """Per zone and slide, the decomposable sums of the features: one window aggregation per event.
+
+    Every configured window is a whole number of slides, so each is aggregated from these slices (Flink's
+    cascading windows) instead of from the events: one aggregation per event instead of one per window size,
+    and the hopping windows then aggregate a few rows per zone and slide. Means are kept as sum and count.
+    """
+    return f"""SELECT pickup_zone AS zone, window_time AS slice_time,
   SUM(CASE WHEN event_type = 'requested' THEN 1 ELSE 0 END) AS requests,
   SUM(CASE WHEN event_type = 'completed' THEN 1 ELSE 0 END) AS completions,
   SUM(CASE WHEN event_type = 'cancelled' THEN 1 ELSE 0 END) AS cancellations,
-  SUM(fare) AS fare_sum, AVG(fare) AS fare_mean, MAX(fare) AS fare_max,
-  AVG(wait_seconds) AS wait_mean, MAX(wait_seconds) AS wait_max, AVG(surge) AS surge_mean,
-  COUNT(*) AS events, CURRENT_TIMESTAMP AS computed_at
-FROM TABLE(HOP(TABLE valid_events, DESCRIPTOR(event_ts), INTERVAL '{spec.slide_minutes}' MINUTE,
+  SUM(fare) AS fare_sum, COUNT(fare) AS fare_n, MAX(fare) AS fare_max,
+  SUM(wait_seconds) AS wait_sum, COUNT(wait_seconds) AS wait_n, MAX(wait_seconds) AS wait_max,
+  SUM(surge) AS surge_sum, COUNT(surge) AS surge_n, COUNT(*) AS events
+FROM TABLE(TUMBLE(TABLE {events}, DESCRIPTOR(event_ts), INTERVAL '{spec.slide_minutes}' MINUTE))
+GROUP BY pickup_zone, window_start, window_end, window_time"""
+
+
+def _mean(name: str) -> str:
+    return f"SUM({name}_sum) / CAST(NULLIF(SUM({name}_n), 0) AS DOUBLE)"
+
+
+def features_query(spec: JobSpec, slices: str = "zone_slices") -> str:
+    """Every window of ``spec.window_minutes``, hopping by the slide, aggregated from ``slices``."""
+    bad = [w for w in spec.window_minutes if w % spec.slide_minutes]
+    if bad:
+        raise ValueError(f"windows {bad} are not a multiple of the {spec.slide_minutes}-minute slide")
+    parts = []
+    for w in spec.window_minutes:
+        parts.append(f"""SELECT zone, {w} AS window_minutes, window_start, window_end,
+  SUM(requests) AS requests, SUM(completions) AS completions, SUM(cancellations) AS cancellations,
+  SUM(fare_sum) AS fare_sum, {_mean("fare")} AS fare_mean, MAX(fare_max) AS fare_max,
+  {_mean("wait")} AS wait_mean, MAX(wait_max) AS wait_max, {_mean("surge")} AS surge_mean,
+  SUM(events) AS events, CURRENT_TIMESTAMP AS computed_at
+FROM TABLE(HOP(TABLE {slices}, DESCRIPTOR(slice_time), INTERVAL '{spec.slide_minutes}' MINUTE,
                INTERVAL '{w}' MINUTE))
-GROUP BY pickup_zone, window_start, window_end""")
+GROUP BY zone, window_start, window_end""")
     return "\nUNION ALL\n".join(parts)
 
 
 @dataclass
 class JobStatements:
-    """The job in three parts around one shared view.
+    """The job around its shared tables.
 
     Flink's planner optimizes a statement set's INSERTs together, but it inlines a SQL view into each INSERT that
-    reads it, so every sink branch would parse and check each message again. ``boundary`` is registered as a
-    Table object (``checked_stream``): all INSERTs then hold the same plan node, which the planner optimizes
-    once and shares (a "block" in its multi-sink optimizer). Every sink reads it through the view ``checked``.
+    reads it, so every sink branch would parse and check each message again. Each of ``shared`` is registered as
+    a Table object instead: all INSERTs then hold the same plan node, which the planner optimizes once and shares
+    (a "block" in its multi-sink optimizer).
     """
 
-    before: list[str]  # source + parsing views
-    boundary: str  # SELECT registered as the shared table `checked_stream`
-    after: list[str]  # views over `checked` + sinks
+    before: list[str]  # functions, source, parsing views
+    shared: list[tuple[str, str]]  # (name, SELECT), registered in order as shared Table objects
+    after: list[str]  # sinks
     inserts: list[str]  # run together in one statement set
 
 
@@ -324,15 +354,12 @@ def statements(spec: JobSpec) -> JobStatements:
             SILVER_COLUMNS, "event_id, event_ts, event_type, pickup_zone, dropoff_zone, fare, wait_seconds, surge, "
             "source, source_offset, received_at, is_late") + " FROM valid_events",
         f"INSERT INTO gold_sink {features}",
-        "INSERT INTO dead_letters_sink SELECT COALESCE(reason, '" + Reason.LATE + "'), SUBSTRING(payload, 1, 4096), "
-        "CAST(CHAR_LENGTH(payload) AS BIGINT), source, source_offset, received_at, v_event_id "
-        "FROM checked WHERE reason IS NOT NULL OR is_late = 1",
+        "INSERT INTO dead_letters_sink SELECT reason, payload, payload_bytes, source, source_offset, received_at, "
+        "event_id FROM rejected",
     ]
     if spec.mode == "stream":
         inserts.append(f"INSERT INTO online_features {features}")
-        inserts.append("INSERT INTO dlq_topic SELECT COALESCE(reason, '" + Reason.LATE + "'), "
-                       "SUBSTRING(payload, 1, 4096), source, source_offset, received_at "
-                       "FROM checked WHERE reason IS NOT NULL OR is_late = 1")
-    return JobStatements([*function_ddls(), source_ddl(spec), *parsed_views(spec)], BOUNDARY_SELECT,
-                         [checked_view(spec), valid_view(), *sink_ddls(spec)],
-                         inserts)
+        inserts.append("INSERT INTO dlq_topic SELECT reason, payload, source, source_offset, received_at "
+                       "FROM rejected")
+    return JobStatements([*function_ddls(), source_ddl(spec), *parsed_views(spec)], shared_selects(spec),
+                         sink_ddls(spec), inserts)

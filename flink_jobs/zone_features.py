@@ -78,8 +78,9 @@ def build(spec: JobSpec, conf_overrides: dict[str, str] | None = None,
     job = statements(spec)
     for stmt in job.before:
         t_env.execute_sql(stmt)
-    # The shared view: parsed and checked once, read by every sink (see JobStatements).
-    t_env.create_temporary_view("checked_stream", t_env.sql_query(job.boundary))
+    # The shared tables: parsed and checked once, read by every sink (see JobStatements).
+    for name, select in job.shared:
+        t_env.create_temporary_view(name, t_env.sql_query(select))
     for stmt in job.after:
         t_env.execute_sql(transform_after(stmt))
     return env, t_env, job

@@ -12,7 +12,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 __all__ = [
@@ -68,10 +68,18 @@ class FlinkSettings(BaseModel):
 
     @field_validator("window_minutes")
     @classmethod
-    def _windows_multiple_of_slide(cls, v: list[int]) -> list[int]:
+    def _windows_positive(cls, v: list[int]) -> list[int]:
         if not v or any(w <= 0 for w in v):
             raise ValueError("window_minutes must be positive")
         return sorted(set(v))
+
+    @model_validator(mode="after")
+    def _windows_multiple_of_slide(self) -> "FlinkSettings":
+        # every window is aggregated from slide-sized slices (flink_jobs.sql.slices_query)
+        bad = [w for w in self.window_minutes if w % self.slide_minutes]
+        if bad:
+            raise ValueError(f"window_minutes {bad} must be multiples of slide_minutes ({self.slide_minutes})")
+        return self
 
 
 class SqlSettings(BaseModel):

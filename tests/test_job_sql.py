@@ -22,6 +22,7 @@ from flink_jobs.sql import (
 )
 from iceberg_catalog.committer import STAGED_TABLES
 from iceberg_catalog.tables import TABLES
+from ridecast.config import FlinkSettings
 from ridecast.events import EVENT_TIME_IN_TEXT, FIELDS, Reason
 from ridecast.pipeline import job_spec
 
@@ -69,14 +70,30 @@ def test_stream_has_online_and_dlq_topics_and_batch_does_not():
     stream, batch = statements(_spec()), statements(_spec(mode="batch", input_path="/x.jsonl", source_name="x"))
     assert any("online_features" in i for i in stream.inserts) and any("dlq_topic" in i for i in stream.inserts)
     assert not any("online_features" in i or "dlq_topic" in i for i in batch.inserts)
-    assert "CURRENT_WATERMARK" in "\n".join(stream.after) and "CURRENT_WATERMARK" not in "\n".join(batch.after)
+    lateness = [sql for _, sql in stream.shared if "CURRENT_WATERMARK" in sql]
+    assert [name for name, sql in stream.shared if sql in lateness] == ["checked"]  # judged once, shared
+    assert not any("CURRENT_WATERMARK" in sql for _, sql in batch.shared)
+    # the payload reaches only the sinks that keep it: bronze (all) and the dead letters
+    assert [name for name, sql in stream.shared if "payload" in sql.split("FROM")[0]] == ["checked", "rejected"]
     assert "'connector' = 'kafka'" in stream.before[3] and "'connector' = 'filesystem'" in batch.before[3]
 
 
-def test_windows_follow_settings():
-    sql = "\n".join(statements(_spec(window_minutes=[10, 30], slide_minutes=10)).inserts)
+def test_windows_follow_settings_and_share_one_aggregation_per_event():
+    job = statements(_spec(window_minutes=[10, 30], slide_minutes=10))
+    sql = "\n".join(job.inserts)
     assert "INTERVAL '10' MINUTE,\n               INTERVAL '30' MINUTE" in sql
     assert "INTERVAL '10' MINUTE,\n               INTERVAL '10' MINUTE" in sql
+    # events are aggregated once, per slide; every window is built from those slices
+    slices = dict(job.shared)["zone_slices"]
+    assert "TUMBLE(TABLE valid_events, DESCRIPTOR(event_ts), INTERVAL '10' MINUTE)" in slices
+    assert "TABLE valid_events" not in sql and sql.count("HOP(TABLE zone_slices") == 4  # gold + online, 2 each
+
+
+def test_a_window_that_is_not_a_multiple_of_the_slide_is_refused():
+    with pytest.raises(ValueError, match="multiple"):
+        statements(_spec(window_minutes=[15, 60], slide_minutes=10))
+    with pytest.raises(ValueError, match="multiples of slide_minutes"):
+        FlinkSettings(window_minutes=[15], slide_minutes=10)
 
 
 def test_job_spec_comes_from_settings(settings, monkeypatch):
