@@ -1,5 +1,6 @@
 package ridecast.flink;
 
+import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -14,6 +15,7 @@ import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.data.binary.BinaryStringData;
 import org.apache.flink.table.functions.ScalarFunction;
 
 /**
@@ -49,30 +51,53 @@ public class CheckEvent extends ScalarFunction {
     private transient String rulesText;  // the literal the rules were read from (the same object every call)
     private transient Rules rules;
 
+    /**
+     * The payload arrives as Flink's own string (UTF-8 bytes, as the raw format read them) and is parsed as bytes:
+     * decoding it to a Java String first, and encoding the values back, cost more than the parse. A message that
+     * is not valid UTF-8 where the parser reads it is parsed again from its decoded text (invalid bytes replaced,
+     * as {@code events.parse_message} does), so both paths judge it alike.
+     */
     @DataTypeHint(value = ROW, bridgedTo = RowData.class)
-    public RowData eval(String payload, Long nowMs, String rulesJson) {
+    public RowData eval(@DataTypeHint(value = "STRING", bridgedTo = StringData.class) StringData payload, Long nowMs,
+                        String rulesJson) {
         if (payload == null || nowMs == null || rulesJson == null) {
             return null;
         }
         Rules r = rules(rulesJson);
         Object[] values = new Object[r.kinds.length];
+        byte[] bytes = payload.toBytes();
         String reason;
-        if (payload.length() > r.maxPayloadChars
-                && payload.codePointCount(0, payload.length()) > r.maxPayloadChars) {
+        if (bytes.length > r.maxPayloadChars && chars(payload) > r.maxPayloadChars) {
             reason = r.tooLarge;  // never parsed; counted in code points, as Flink's CHAR_LENGTH
+        } else if (!oneObject(bytes)) {
+            reason = r.invalidJson;
         } else {
-            reason = oneObject(payload) ? parse(payload, r, values) : r.invalidJson;
+            reason = parse(bytes, null, r, values);
+            if (reason != null) {
+                java.util.Arrays.fill(values, null);
+                reason = parse(null, payload.toString(), r, values);
+            }
         }
         if (reason == null) {
             reason = check(values, r, nowMs);
         }
         GenericRowData row = new GenericRowData(1 + OUTPUT.length);
-        row.setField(0, reason == null ? null : StringData.fromString(reason));
+        row.setField(0, reason == null ? null : utf8(reason));
         for (int i = 0; i < OUTPUT.length; i++) {
             Object v = values[r.output[i]];
-            row.setField(1 + i, v instanceof String ? StringData.fromString((String) v) : v);
+            row.setField(1 + i, v instanceof String ? utf8((String) v) : v);
         }
         return row;
+    }
+
+    /** Encoded now, by the JDK: a lazily encoded StringData is encoded later, char by char, by every copy. */
+    private static StringData utf8(String s) {
+        return StringData.fromBytes(s.getBytes(StandardCharsets.UTF_8));
+    }
+
+    private static int chars(StringData s) {
+        return s instanceof BinaryStringData ? ((BinaryStringData) s).numChars()
+                : s.toString().codePointCount(0, s.toString().length());
     }
 
     private Rules rules(String rulesJson) {
@@ -93,26 +118,28 @@ public class CheckEvent extends ScalarFunction {
      * (JSON whitespace aside), and no "}" is followed by "{" (two events glued together; also refused inside a
      * string). The parser alone would read the first value and ignore the rest.
      */
-    static boolean oneObject(String s) {
-        int n = s.length();
+    static boolean oneObject(byte[] s) {  // UTF-8: every byte tested here is ASCII, never part of a multi-byte char
+        int n = s.length;
         int i = 0;
-        while (i < n && isSpace(s.charAt(i))) {
+        while (i < n && isSpace((char) s[i])) {
             i++;
         }
         int j = n - 1;
-        while (j >= 0 && isSpace(s.charAt(j))) {
+        while (j >= 0 && isSpace((char) s[j])) {
             j--;
         }
-        if (i >= n || s.charAt(i) != '{' || s.charAt(j) != '}') {
+        if (i >= n || s[i] != '{' || s[j] != '}') {
             return false;
         }
-        for (int k = s.indexOf('}'); k >= 0 && k < j; k = s.indexOf('}', k + 1)) {
-            int m = k + 1;
-            while (m < n && isSpace(s.charAt(m))) {
-                m++;
-            }
-            if (m < n && s.charAt(m) == '{') {
-                return false;
+        for (int k = i; k < j; k++) {
+            if (s[k] == '}') {
+                int m = k + 1;
+                while (m < n && isSpace((char) s[m])) {
+                    m++;
+                }
+                if (m < n && s[m] == '{') {
+                    return false;
+                }
             }
         }
         return true;
@@ -121,8 +148,8 @@ public class CheckEvent extends ScalarFunction {
     /** Reads the top-level fields of the rules into {@code values} (the last of duplicate keys wins, as in Python's
      * json); returns the reason when the message is not JSON, else null. Values of the wrong kind are left as
      * {@link #WRONG_KIND}. */
-    private String parse(String payload, Rules r, Object[] values) {
-        try (JsonParser p = json.createParser(payload)) {
+    private String parse(byte[] bytes, String text, Rules r, Object[] values) {
+        try (JsonParser p = bytes != null ? json.createParser(bytes) : json.createParser(text)) {
             if (p.nextToken() != JsonToken.START_OBJECT) {
                 return r.invalidJson;
             }

@@ -1,8 +1,11 @@
 package ridecast.flink;
 
+import java.nio.charset.StandardCharsets;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
+import org.apache.flink.table.annotation.DataTypeHint;
+import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.functions.ScalarFunction;
 
 /**
@@ -27,7 +30,8 @@ public class EventTimeInText extends ScalarFunction {
     private transient String patternText;
     private transient Pattern pattern;
 
-    public Long eval(String payload, String patternLiteral, Long nowMs, Long maxFutureSkewMs, Long maxEventAgeMs) {
+    public Long eval(@DataTypeHint(value = "STRING", bridgedTo = StringData.class) StringData payload,
+                     String patternLiteral, Long nowMs, Long maxFutureSkewMs, Long maxEventAgeMs) {
         if (payload == null || patternLiteral == null || nowMs == null || maxFutureSkewMs == null
                 || maxEventAgeMs == null) {
             return null;
@@ -36,7 +40,9 @@ public class EventTimeInText extends ScalarFunction {
             pattern = Pattern.compile(patternLiteral);
             patternText = patternLiteral;
         }
-        Matcher m = pattern.matcher(payload);
+        // The pattern is ASCII, so it matches the UTF-8 bytes read as Latin-1 exactly where it matches the decoded
+        // text: a multi-byte character becomes chars >= 0x80, which no part of it matches. No decoding needed.
+        Matcher m = pattern.matcher(new String(payload.toBytes(), StandardCharsets.ISO_8859_1));
         if (!m.find()) {
             return null;
         }

@@ -30,6 +30,8 @@ public class JsonLine extends ScalarFunction {
     private transient ByteArrayOutputStream buffer;
     private transient String namesText;  // the literal the names were split from (the same object every call)
     private transient String[] names;
+    private transient long[] cachedSecond;  // per column: the epoch second whose ISO text is cached below
+    private transient String[] cachedSecondText;  // "2026-01-01T00:00:00" (Instant.toString up to the seconds)
 
     @FunctionHint(
             input = {@DataTypeHint("STRING"), @DataTypeHint(inputGroup = InputGroup.ANY)},
@@ -41,6 +43,9 @@ public class JsonLine extends ScalarFunction {
             namesText = columnNames;
             json = new JsonFactory();
             buffer = new ByteArrayOutputStream(512);
+            cachedSecond = new long[names.length];
+            java.util.Arrays.fill(cachedSecond, Long.MIN_VALUE);
+            cachedSecondText = new String[names.length];
         }
         if (names.length != values.length) {
             throw new IllegalArgumentException("ridecast_json_line: " + names.length + " names for "
@@ -51,7 +56,7 @@ public class JsonLine extends ScalarFunction {
             g.writeStartObject();
             for (int i = 0; i < names.length; i++) {
                 g.writeFieldName(names[i]);
-                write(g, values[i]);
+                write(g, i, values[i]);
             }
             g.writeEndObject();
         } catch (IOException e) {
@@ -60,7 +65,7 @@ public class JsonLine extends ScalarFunction {
         return buffer.toByteArray();
     }
 
-    private static void write(JsonGenerator g, Object v) throws IOException {
+    private void write(JsonGenerator g, int column, Object v) throws IOException {
         if (v == null) {
             g.writeNull();
         } else if (v instanceof String) {
@@ -72,11 +77,34 @@ public class JsonLine extends ScalarFunction {
         } else if (v instanceof Double) {
             g.writeNumber((Double) v);
         } else if (v instanceof Instant) {
-            g.writeString(v.toString());  // ISO-8601 in UTC with 'Z', as json.timestamp-format.standard=ISO-8601
+            g.writeString(iso(column, (Instant) v));
         } else if (v instanceof Boolean) {
             g.writeBoolean((Boolean) v);
         } else {
             throw new IllegalArgumentException("ridecast_json_line: unsupported value type " + v.getClass());
         }
+    }
+
+    /**
+     * {@code t.toString()} (ISO-8601 in UTC with 'Z', as json.timestamp-format.standard=ISO-8601 writes), with the
+     * date and time of day cached per column: consecutive rows mostly share the second, and formatting it took
+     * as long as the rest of the line.
+     */
+    private String iso(int column, Instant t) {
+        int nanos = t.getNano();
+        if (nanos % 1_000_000 != 0) {
+            return t.toString();  // finer than milliseconds: not from a TIMESTAMP_LTZ(3)
+        }
+        long second = t.getEpochSecond();
+        if (cachedSecond[column] != second) {
+            String whole = Instant.ofEpochSecond(second).toString();
+            cachedSecondText[column] = whole.substring(0, whole.length() - 1);  // without the 'Z'
+            cachedSecond[column] = second;
+        }
+        int ms = nanos / 1_000_000;
+        if (ms == 0) {
+            return cachedSecondText[column] + "Z";
+        }
+        return cachedSecondText[column] + (ms < 10 ? ".00" : ms < 100 ? ".0" : ".") + ms + "Z";
     }
 }
