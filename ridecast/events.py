@@ -157,9 +157,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # Python accepts NaN/Infinity; JSON (and Flink) does not
 
 
+# A surrogate code point left in a decoded JSON string: an escape such as "\ud800" without its pair. Such a string
+# is no Unicode text (it cannot be written as UTF-8 to any table), so the field has the wrong type.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _is_kind(value: Any, kind: str) -> bool:
     if kind == "string":
-        return isinstance(value, str)
+        return isinstance(value, str) and not _LONE_SURROGATE.search(value)
     if isinstance(value, bool):
         return False
     if kind == "long":
@@ -189,7 +194,10 @@ def parse_message(raw: bytes) -> Any:
     start = _STARTS.match(text)
     if not start or not _ENDS.search(text) or _CONCATENATED.search(text):
         raise ValueError("not one JSON object")
-    value, _ = _DECODER.raw_decode(text, start.end() - 1)
+    try:
+        value, _ = _DECODER.raw_decode(text, start.end() - 1)
+    except RecursionError:  # nested deeper than Python's stack; the job's parser refuses past 1000 levels
+        raise ValueError("nested too deeply") from None
     return value
 
 

@@ -52,10 +52,11 @@ public class CheckEvent extends ScalarFunction {
     private transient Rules rules;
 
     /**
-     * The payload arrives as Flink's own string (UTF-8 bytes, as the raw format read them) and is parsed as bytes:
-     * decoding it to a Java String first, and encoding the values back, cost more than the parse. A message that
-     * is not valid UTF-8 where the parser reads it is parsed again from its decoded text (invalid bytes replaced,
-     * as {@code events.parse_message} does), so both paths judge it alike.
+     * The payload arrives as Flink's own string (UTF-8 bytes, as the raw format read them). Plain ASCII, the usual
+     * case, is parsed as bytes: decoding it to a Java String first cost more than the parse. Anything else is
+     * parsed from its decoded text, invalid bytes replaced as {@code events.parse_message} does: Jackson's byte
+     * parser judges invalid UTF-8 differently (a bad byte inside a key does not stop it), and
+     * tests/test_udf.py holds both paths to the Python oracle.
      */
     @DataTypeHint(value = ROW, bridgedTo = RowData.class)
     public RowData eval(@DataTypeHint(value = "STRING", bridgedTo = StringData.class) StringData payload, Long nowMs,
@@ -72,14 +73,15 @@ public class CheckEvent extends ScalarFunction {
         } else if (!oneObject(bytes)) {
             reason = r.invalidJson;
         } else {
-            reason = parse(bytes, null, r, values);
-            if (reason != null) {
-                java.util.Arrays.fill(values, null);
-                reason = parse(null, payload.toString(), r, values);
-            }
+            reason = isAscii(bytes) ? parse(bytes, null, r, values) : parse(null, payload.toString(), r, values);
         }
         if (reason == null) {
             reason = check(values, r, nowMs);
+        }
+        for (int i = 0; i < values.length; i++) {
+            if (values[i] == WRONG_KIND) {  // whatever the reason, including a parse that failed halfway
+                values[i] = null;
+            }
         }
         GenericRowData row = new GenericRowData(1 + OUTPUT.length);
         row.setField(0, reason == null ? null : utf8(reason));
@@ -88,6 +90,15 @@ public class CheckEvent extends ScalarFunction {
             row.setField(1 + i, v instanceof String ? utf8((String) v) : v);
         }
         return row;
+    }
+
+    private static boolean isAscii(byte[] b) {
+        for (byte x : b) {
+            if (x < 0) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** Encoded now, by the JDK: a lazily encoded StringData is encoded later, char by char, by every copy. */
@@ -179,8 +190,13 @@ public class CheckEvent extends ScalarFunction {
         switch (v) {
             case VALUE_NULL:
                 return null;
-            case VALUE_STRING:
-                return kind == Rules.STRING ? p.getText() : WRONG_KIND;
+            case VALUE_STRING: {
+                if (kind != Rules.STRING) {
+                    return WRONG_KIND;
+                }
+                String text = p.getText();
+                return isText(text) ? text : WRONG_KIND;
+            }
             case VALUE_NUMBER_INT:
                 if (kind == Rules.LONG) {
                     JsonParser.NumberType nt = p.getNumberType();
@@ -210,7 +226,20 @@ public class CheckEvent extends ScalarFunction {
         }
     }
 
-    /** The checks after parsing, in the order of events.reject_reason. Wrong kinds become null values. */
+    /** No lone surrogate (an escape such as "\ud800" without its pair): such a string is no Unicode text. */
+    private static boolean isText(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** The checks after parsing, in the order of events.reject_reason. */
     private static String check(Object[] values, Rules r, long nowMs) {
         String reason = null;
         for (int i = 0; i < r.kinds.length && reason == null; i++) {
@@ -220,11 +249,6 @@ public class CheckEvent extends ScalarFunction {
                 }
             } else if (values[i] == WRONG_KIND) {
                 reason = r.wrongType[i];
-            }
-        }
-        for (int i = 0; i < values.length; i++) {
-            if (values[i] == WRONG_KIND) {
-                values[i] = null;
             }
         }
         if (reason != null) {
