@@ -36,8 +36,8 @@ def main(argv: list[str]) -> int:
     for fn in function_ddls():  # the source's event time is read by one of the job's functions
         t_env.execute_sql(fn)
     t_env.execute_sql(ddl)
-    t_env.execute_sql("CREATE TEMPORARY TABLE sink (payload STRING, o BIGINT) WITH ('connector' = 'blackhole')")
-    t_env.execute_sql("INSERT INTO sink SELECT payload, kafka_offset FROM raw_events").wait()
+    t_env.execute_sql("CREATE TEMPORARY TABLE sink (message BYTES, o BIGINT) WITH ('connector' = 'blackhole')")
+    t_env.execute_sql("INSERT INTO sink SELECT message, kafka_offset FROM raw_events").wait()
     print("RIDECAST_CEILING_DONE", flush=True)
     return 0
 

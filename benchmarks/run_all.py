@@ -1,7 +1,7 @@
 """``make bench``: every benchmark with modest defaults, then one summary table.
 
     .venv/bin/python -m benchmarks.run_all                       # modest defaults (~10-15 min on 2 cores)
-    .venv/bin/python -m benchmarks.run_all --events 1000000 --duration 300   # the issue's full sizes
+    .venv/bin/python -m benchmarks.run_all --events 3000000 --duration 300   # the issue's full sizes
 
 Results land in ``benchmarks/results/<name>.json``; the figures measured so far are in benchmarks/README.md.
 """

@@ -67,7 +67,7 @@ def event_time_expr(spec: JobSpec) -> str:
     not move the watermark. Read from the text, not parsed, as ``events.event_time_in_text`` does (see
     ``EVENT_TIME_FUNCTION``); the checks refuse an event whose parsed time differs from this one.
     """
-    return (f"{EVENT_TIME_FUNCTION}(payload, {_q(EVENT_TIME_IN_TEXT)}, {_now_ms(spec)}, "
+    return (f"{EVENT_TIME_FUNCTION}(message, {_q(EVENT_TIME_IN_TEXT)}, {_now_ms(spec)}, "
             f"CAST({spec.max_future_skew_s * 1000} AS BIGINT), "
             f"CAST({spec.max_event_age_days} AS BIGINT) * 86400000)")
 
@@ -84,7 +84,7 @@ def rules_literal(spec: JobSpec) -> str:
     return json.dumps({
         "fields": fields, "schema_version": SCHEMA_VERSION, "max_id_length": MAX_ID_LENGTH,
         "event_types": [*EVENT_TYPES, HEARTBEAT], "zones": list(spec.zones),
-        "max_payload_chars": spec.max_payload_bytes, "max_future_skew_ms": spec.max_future_skew_s * 1000, "max_event_age_ms": spec.max_event_age_days * 86_400_000,
+        "max_payload_bytes": spec.max_payload_bytes, "max_future_skew_ms": spec.max_future_skew_s * 1000, "max_event_age_ms": spec.max_event_age_days * 86_400_000,
         "reasons": {"invalid_json": Reason.INVALID_JSON, "too_large": Reason.TOO_LARGE, "bad_version": Reason.BAD_VERSION,
                     "id_too_long": Reason.ID_TOO_LONG, "bad_type": Reason.BAD_TYPE,
                     "unknown_zone": Reason.UNKNOWN_ZONE, "future": Reason.FUTURE, "too_old": Reason.TOO_OLD},
@@ -99,7 +99,7 @@ def rules_literal(spec: JobSpec) -> str:
 CHECK_FUNCTION = "ridecast_check"
 CHECK_CLASS = "ridecast.flink.CheckEvent"
 CHECK_FIELDS = ("event_id", "event_time_ms", "event_type", "pickup_zone", "dropoff_zone", "fare", "wait_seconds",
-                "surge")  # the function's output row after `reason`, in order
+                "surge")  # the function's output row after `reason`, in order; then `payload`
 # ``ridecast_event_time``: the source's event time, one regex scan of the text (``events.event_time_in_text``).
 EVENT_TIME_FUNCTION = "ridecast_event_time"
 EVENT_TIME_CLASS = "ridecast.flink.EventTimeInText"
@@ -127,9 +127,12 @@ def _once(expr: str, cond: str = "") -> str:
 
 
 def source_ddl(spec: JobSpec) -> str:
+    """The raw messages as bytes: the raw format decodes a STRING column into a Java String, which Flink then
+    encodes back to UTF-8, char by char, at every copy (11% of the task thread; ``CAST(message AS STRING)``
+    does the same). The check function hands the payload back as a string over the same bytes."""
     if spec.mode == "stream":
         columns = """
-  payload STRING,
+  message BYTES,
   kafka_topic STRING METADATA FROM 'topic' VIRTUAL,
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,"""
@@ -141,7 +144,6 @@ def source_ddl(spec: JobSpec) -> str:
             "properties.auto.offset.reset": "earliest",
             "scan.startup.mode": spec.startup_mode,
             "format": "raw",
-            "raw.charset": "UTF-8",
             # Tansu: the first JoinGroup waits ~session_timeout/2 (PLATFORM.md)
             "properties.session.timeout.ms": "6000",
             "properties.heartbeat.interval.ms": "1000",
@@ -149,9 +151,9 @@ def source_ddl(spec: JobSpec) -> str:
         }
     else:
         columns = """
-  payload STRING,
+  message BYTES,
   file_path STRING NOT NULL METADATA FROM 'file.path' VIRTUAL,"""
-        opts = {"connector": "filesystem", "path": spec.input_path, "format": "raw", "raw.charset": "UTF-8"}
+        opts = {"connector": "filesystem", "path": spec.input_path, "format": "raw"}
     with_ = ",\n  ".join(f"{_q(k)} = {_q(v)}" for k, v in opts.items())
     return f"""CREATE TEMPORARY TABLE raw_events ({columns}
   event_ts AS TO_TIMESTAMP_LTZ({event_time_expr(spec)}, 3),
@@ -178,21 +180,20 @@ def parsed_views(spec: JobSpec) -> list[str]:
         off = "CAST(NULL AS BIGINT)"
     # batch: a plain timestamp (a bounded input has no rowtime to keep, and the planner rejects one in a view)
     ts = "event_ts" if spec.mode == "stream" else "CAST(event_ts AS TIMESTAMP_LTZ(3)) AS event_ts"
-    check = f"{CHECK_FUNCTION}(payload, {_now_ms(spec)}, {_q(rules_literal(spec))})"
+    check = f"{CHECK_FUNCTION}(message, {_now_ms(spec)}, {_q(rules_literal(spec))})"
     values = ",\n  ".join(f"p.r.{name} AS v_{name}" for name in CHECK_FIELDS)
     reason = f"""CASE
-    WHEN payload IS NULL THEN {_q(Reason.INVALID_JSON)}
+    WHEN p.r.payload IS NULL THEN {_q(Reason.INVALID_JSON)}  -- a Kafka tombstone
     WHEN p.r.reason IS NOT NULL THEN p.r.reason
     WHEN event_ts IS NULL OR event_ts <> TO_TIMESTAMP_LTZ(p.r.event_time_ms, 3) THEN {_q(Reason.AMBIGUOUS_TIME)}
   END"""
     return [
         f"""CREATE TEMPORARY VIEW parsed AS
 SELECT
-  payload, {src} AS source, {off} AS source_offset, CURRENT_TIMESTAMP AS received_at, {ts},
-  {_once(check)} AS r
+  {src} AS source, {off} AS source_offset, CURRENT_TIMESTAMP AS received_at, {ts}, {_once(check)} AS r
 FROM raw_events""",
         f"""CREATE TEMPORARY VIEW checked_raw AS
-SELECT payload, source, source_offset, received_at, event_ts,
+SELECT p.r.payload AS payload, source, source_offset, received_at, event_ts,
   {values},
   {reason} AS reason
 FROM parsed AS p""",

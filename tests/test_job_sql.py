@@ -63,7 +63,7 @@ def test_the_java_check_reads_the_fields_the_sql_expects():
     row = re.search(r'ROW = "ROW<(.*?)>";', src.replace('"\n            + "', "").replace('" + "', ""), re.S)
     assert row, "CheckEvent.ROW not found"
     names = [col.split()[0] for col in row.group(1).split(", ")]
-    assert names == ["reason", *CHECK_FIELDS]
+    assert names == ["reason", *CHECK_FIELDS, "payload"]
 
 
 def test_stream_has_online_and_dlq_topics_and_batch_does_not():

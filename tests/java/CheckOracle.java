@@ -5,7 +5,6 @@ import java.time.Instant;
 import java.util.Base64;
 
 import org.apache.flink.table.data.RowData;
-import org.apache.flink.table.data.StringData;
 
 import ridecast.flink.CheckEvent;
 import ridecast.flink.EventTimeInText;
@@ -33,16 +32,14 @@ public class CheckOracle {
             String[] f = cmd.split(" ", -1);  // keep a trailing empty field (an empty message)
             switch (f[0]) {
                 case "check": {
-                    StringData payload = StringData.fromBytes(Base64.getDecoder().decode(f[2]));
-                    RowData r = check.eval(payload, Long.parseLong(f[1]), rules);
+                    RowData r = check.eval(Base64.getDecoder().decode(f[2]), Long.parseLong(f[1]), rules);
                     out.append(r.isNullAt(0) ? "null" : r.getString(0).toString()).append('\t')
                        .append(r.isNullAt(1) ? "null" : b64(r.getString(1).toBytes())).append('\t')
                        .append(r.isNullAt(2) ? "null" : Long.toString(r.getLong(2))).append('\n');
                     break;
                 }
                 case "time": {
-                    StringData payload = StringData.fromBytes(Base64.getDecoder().decode(f[4]));
-                    out.append(time.eval(payload, pattern, Long.parseLong(f[1]), Long.parseLong(f[2]),
+                    out.append(time.eval(Base64.getDecoder().decode(f[4]), pattern, Long.parseLong(f[1]), Long.parseLong(f[2]),
                                          Long.parseLong(f[3]))).append('\n');
                     break;
                 }

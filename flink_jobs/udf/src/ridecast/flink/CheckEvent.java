@@ -15,7 +15,6 @@ import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
-import org.apache.flink.table.data.binary.BinaryStringData;
 import org.apache.flink.table.functions.ScalarFunction;
 
 /**
@@ -32,8 +31,9 @@ import org.apache.flink.table.functions.ScalarFunction;
  * holds this class to message by message. The agreement of the source's event time with the parsed one is checked
  * in SQL, after this call (the source reads it with {@link EventTimeInText}).
  *
- * <p>Returns the reason (null when valid) and every field's typed value where its JSON kind is right, valid or
- * not: dead letters and bronze keep the event id of a rejected event when it has one.
+ * <p>Returns the reason (null when valid), every field's typed value where its JSON kind is right, valid or
+ * not (dead letters and bronze keep the event id of a rejected event when it has one), and the message as a
+ * string.
  */
 public class CheckEvent extends ScalarFunction {
 
@@ -41,7 +41,7 @@ public class CheckEvent extends ScalarFunction {
 
     private static final String ROW = "ROW<reason STRING, event_id STRING, event_time_ms BIGINT, "
             + "event_type STRING, pickup_zone STRING, dropoff_zone STRING, fare DOUBLE, wait_seconds DOUBLE, "
-            + "surge DOUBLE>";
+            + "surge DOUBLE, payload STRING>";
     /** The output row's value columns, in order (after reason); each must be a field of the rules. */
     private static final String[] OUTPUT = {"event_id", "event_time_ms", "event_type", "pickup_zone",
         "dropoff_zone", "fare", "wait_seconds", "surge"};
@@ -52,28 +52,27 @@ public class CheckEvent extends ScalarFunction {
     private transient Rules rules;
 
     /**
-     * The payload arrives as Flink's own string (UTF-8 bytes, as the raw format read them). Plain ASCII, the usual
-     * case, is parsed as bytes: decoding it to a Java String first cost more than the parse. Anything else is
-     * parsed from its decoded text, invalid bytes replaced as {@code events.parse_message} does: Jackson's byte
-     * parser judges invalid UTF-8 differently (a bad byte inside a key does not stop it), and
-     * tests/test_udf.py holds both paths to the Python oracle.
+     * The message arrives as the bytes Kafka delivered. Plain ASCII, the usual case, is parsed as bytes: decoding
+     * it to a Java String first cost more than the parse. Anything else is parsed from its text decoded with
+     * invalid bytes replaced, as {@code events.parse_message} does: Jackson's byte parser judges invalid UTF-8
+     * differently (a bad byte inside a key does not stop it). tests/test_udf.py holds both paths to the oracle.
      */
     @DataTypeHint(value = ROW, bridgedTo = RowData.class)
-    public RowData eval(@DataTypeHint(value = "STRING", bridgedTo = StringData.class) StringData payload, Long nowMs,
-                        String rulesJson) {
-        if (payload == null || nowMs == null || rulesJson == null) {
+    public RowData eval(byte[] bytes, Long nowMs, String rulesJson) {
+        if (bytes == null || nowMs == null || rulesJson == null) {
             return null;
         }
         Rules r = rules(rulesJson);
         Object[] values = new Object[r.kinds.length];
-        byte[] bytes = payload.toBytes();
         String reason;
-        if (bytes.length > r.maxPayloadChars && chars(payload) > r.maxPayloadChars) {
-            reason = r.tooLarge;  // never parsed; counted in code points, as Flink's CHAR_LENGTH
+        if (bytes.length > r.maxPayloadBytes) {
+            reason = r.tooLarge;  // never parsed
         } else if (!oneObject(bytes)) {
             reason = r.invalidJson;
+        } else if (isAscii(bytes)) {
+            reason = parse(bytes, null, r, values);
         } else {
-            reason = isAscii(bytes) ? parse(bytes, null, r, values) : parse(null, payload.toString(), r, values);
+            reason = parse(null, new String(bytes, StandardCharsets.UTF_8), r, values);  // invalid bytes replaced
         }
         if (reason == null) {
             reason = check(values, r, nowMs);
@@ -83,12 +82,16 @@ public class CheckEvent extends ScalarFunction {
                 values[i] = null;
             }
         }
-        GenericRowData row = new GenericRowData(1 + OUTPUT.length);
+        GenericRowData row = new GenericRowData(2 + OUTPUT.length);
         row.setField(0, reason == null ? null : utf8(reason));
         for (int i = 0; i < OUTPUT.length; i++) {
             Object v = values[r.output[i]];
             row.setField(1 + i, v instanceof String ? utf8((String) v) : v);
         }
+        // The message as Flink's string over the same bytes, not decoded: CAST(message AS STRING) and the raw
+        // format's STRING both decode to a Java String, which Flink re-encodes char by char at every copy.
+        // (Invalid bytes stay; Flink replaces them whenever it decodes, e.g. for the JSON sinks.)
+        row.setField(1 + OUTPUT.length, StringData.fromBytes(bytes));
         return row;
     }
 
@@ -106,10 +109,6 @@ public class CheckEvent extends ScalarFunction {
         return StringData.fromBytes(s.getBytes(StandardCharsets.UTF_8));
     }
 
-    private static int chars(StringData s) {
-        return s instanceof BinaryStringData ? ((BinaryStringData) s).numChars()
-                : s.toString().codePointCount(0, s.toString().length());
-    }
 
     private Rules rules(String rulesJson) {
         if (rulesJson != rulesText && !rulesJson.equals(rulesText)) {
@@ -311,7 +310,7 @@ public class CheckEvent extends ScalarFunction {
         int dropoffZone;
         long schemaVersion;
         int maxIdLength;
-        int maxPayloadChars;
+        int maxPayloadBytes;
         long maxFutureSkewMs;
         long maxEventAgeMs;
         Set<String> eventTypes;
@@ -373,7 +372,7 @@ public class CheckEvent extends ScalarFunction {
             r.dropoffZone = r.field("dropoff_zone");
             r.schemaVersion = ((Number) m.get("schema_version")).longValue();
             r.maxIdLength = ((Number) m.get("max_id_length")).intValue();
-            r.maxPayloadChars = ((Number) m.get("max_payload_chars")).intValue();
+            r.maxPayloadBytes = ((Number) m.get("max_payload_bytes")).intValue();
             r.maxFutureSkewMs = ((Number) m.get("max_future_skew_ms")).longValue();
             r.maxEventAgeMs = ((Number) m.get("max_event_age_ms")).longValue();
             r.eventTypes = new HashSet<>((List<String>) m.get("event_types"));

@@ -4,15 +4,13 @@ import java.nio.charset.StandardCharsets;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-import org.apache.flink.table.annotation.DataTypeHint;
-import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.functions.ScalarFunction;
 
 /**
  * The event time the source's watermark uses, read from the message text without parsing it:
  * {@code ridecast_event_time(payload, pattern, now_ms, max_future_skew_ms, max_event_age_ms)}.
  *
- * <p>The first match of {@code pattern} ({@code ridecast.events.EVENT_TIME_IN_TEXT}, passed as a literal so the
+ * <p>Reads the message's bytes as delivered. The first match of {@code pattern} ({@code ridecast.events.EVENT_TIME_IN_TEXT}, passed as a literal so the
  * contract stays in Python), read as a double and truncated to milliseconds, as
  * {@code events.event_time_in_text} does; null unless it lies in [now - max age, now + max future skew], so a
  * far-future or absurd timestamp cannot move the watermark. The check function later refuses an event whose
@@ -30,8 +28,7 @@ public class EventTimeInText extends ScalarFunction {
     private transient String patternText;
     private transient Pattern pattern;
 
-    public Long eval(@DataTypeHint(value = "STRING", bridgedTo = StringData.class) StringData payload,
-                     String patternLiteral, Long nowMs, Long maxFutureSkewMs, Long maxEventAgeMs) {
+    public Long eval(byte[] payload, String patternLiteral, Long nowMs, Long maxFutureSkewMs, Long maxEventAgeMs) {
         if (payload == null || patternLiteral == null || nowMs == null || maxFutureSkewMs == null
                 || maxEventAgeMs == null) {
             return null;
@@ -42,7 +39,7 @@ public class EventTimeInText extends ScalarFunction {
         }
         // The pattern is ASCII, so it matches the UTF-8 bytes read as Latin-1 exactly where it matches the decoded
         // text: a multi-byte character becomes chars >= 0x80, which no part of it matches. No decoding needed.
-        Matcher m = pattern.matcher(new String(payload.toBytes(), StandardCharsets.ISO_8859_1));
+        Matcher m = pattern.matcher(new String(payload, StandardCharsets.ISO_8859_1));
         if (!m.find()) {
             return null;
         }
