@@ -1,9 +1,10 @@
 """The trip-event contract, version 1: one definition for producer, Flink job, tables and tests.
 
 Standard library only, so the Flink environment (pinned to an older pyarrow/pandas) imports the same module
-as the app environment. The Flink job's validation SQL is *generated* from :data:`FIELDS` and
-:func:`reject_reason` is the reference implementation of the same rules in Python, used by the backfill path
-and by tests as the oracle; a test keeps the two in agreement.
+as the app environment. The Flink job's check function (flink_jobs/udf) receives these rules as data rendered
+from :data:`FIELDS` (``flink_jobs.sql.rules_literal``), and :func:`reject_reason` is the reference
+implementation of the same rules in Python, used by the backfill path and by tests as the oracle;
+tests/test_job_contract.py and tests/test_udf.py keep the two in agreement.
 
 Wire format: one JSON object per Kafka message, UTF-8, keyed by pickup zone. ``event_time_ms`` is epoch
 milliseconds UTC, which Flink turns into the event-time attribute.
