@@ -251,18 +251,12 @@ def _file_sink(name: str, columns: str, spec: JobSpec, fmt: str = "json") -> str
     return f"CREATE TEMPORARY TABLE {name}_sink (\n{columns}\n) WITH (\n  {with_}\n)"
 
 
-def _json_line(columns: str, values: str) -> str:
-    """``ridecast_json_line`` over ``values`` (SQL expressions) named as the staged table's ``columns``."""
-    names = ",".join(c.split()[0] for c in columns.split(","))
-    return f"{JSON_LINE_FUNCTION}({_q(names)}, {values})"
+def _json_line(columns: dict[str, str]) -> str:
+    """``ridecast_json_line`` over ``{staged column name: SQL expression}``. The names are the Iceberg table's
+    (iceberg_catalog.tables, which this environment cannot import; tests/test_job_sql.py compares them)."""
+    return f"{JSON_LINE_FUNCTION}({_q(','.join(columns))}, {', '.join(columns.values())})"
 
 
-# The per-event staging tables, in the order the committer's tables (iceberg_catalog.tables) name them.
-BRONZE_COLUMNS = ("payload STRING, source STRING, source_offset BIGINT, received_at TIMESTAMP_LTZ(3), "
-                  "event_id STRING")
-SILVER_COLUMNS = ("event_id STRING, event_time TIMESTAMP_LTZ(3), event_type STRING, pickup_zone STRING, "
-                  "dropoff_zone STRING, fare DOUBLE, wait_seconds DOUBLE, surge DOUBLE, source STRING, "
-                  "source_offset BIGINT, received_at TIMESTAMP_LTZ(3), is_late INT")
 FEATURE_COLUMNS = """  zone STRING, window_minutes INT, window_start TIMESTAMP_LTZ(3), window_end TIMESTAMP_LTZ(3),
   requests BIGINT, completions BIGINT, cancellations BIGINT, fare_sum DOUBLE, fare_mean DOUBLE, fare_max DOUBLE,
   wait_mean DOUBLE, wait_max DOUBLE, surge_mean DOUBLE, events BIGINT, computed_at TIMESTAMP_LTZ(3)"""
@@ -349,12 +343,16 @@ class JobStatements:
 def statements(spec: JobSpec) -> JobStatements:
     features = features_query(spec)
     inserts = [
-        "INSERT INTO bronze_sink SELECT " + _json_line(
-            BRONZE_COLUMNS, f"SUBSTRING(payload, 1, {spec.max_payload_bytes}), source, source_offset, received_at, "
-            "v_event_id") + " FROM checked",
-        "INSERT INTO silver_sink SELECT " + _json_line(
-            SILVER_COLUMNS, "event_id, event_ts, event_type, pickup_zone, dropoff_zone, fare, wait_seconds, surge, "
-            "source, source_offset, received_at, is_late") + " FROM valid_events",
+        "INSERT INTO bronze_sink SELECT " + _json_line({
+            "payload": f"SUBSTRING(payload, 1, {spec.max_payload_bytes})", "source": "source",
+            "source_offset": "source_offset", "received_at": "received_at", "event_id": "v_event_id",
+        }) + " FROM checked",
+        "INSERT INTO silver_sink SELECT " + _json_line({
+            "event_id": "event_id", "event_time": "event_ts", "event_type": "event_type",
+            "pickup_zone": "pickup_zone", "dropoff_zone": "dropoff_zone", "fare": "fare",
+            "wait_seconds": "wait_seconds", "surge": "surge", "source": "source", "source_offset": "source_offset",
+            "received_at": "received_at", "is_late": "is_late",
+        }) + " FROM valid_events",
         f"INSERT INTO gold_sink {features}",
         "INSERT INTO dead_letters_sink SELECT reason, payload, payload_bytes, source, source_offset, received_at, "
         "event_id FROM rejected",
