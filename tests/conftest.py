@@ -82,3 +82,13 @@ def catalog_settings(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch
     s = _env_for(tmp_path / "home", monkeypatch, **env)
     yield s
     get_settings.cache_clear()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The folder is the marker: tests/unit are in-process, tests/integration start real engines."""
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+        elif "unit" in parts:
+            item.add_marker(pytest.mark.unit)

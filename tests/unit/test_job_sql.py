@@ -59,7 +59,7 @@ def test_every_message_is_checked_once_by_the_contract_rules():
 
 
 def test_the_java_check_reads_the_fields_the_sql_expects():
-    src = (Path(__file__).parents[1] / "flink_jobs/udf/src" / (CHECK_CLASS.replace(".", "/") + ".java")).read_text()
+    src = (Path(__file__).parents[2] / "flink_jobs/udf/src" / (CHECK_CLASS.replace(".", "/") + ".java")).read_text()
     row = re.search(r'ROW = "ROW<(.*?)>";', src.replace('"\n            + "', "").replace('" + "', ""), re.S)
     assert row, "CheckEvent.ROW not found"
     names = [col.split()[0] for col in row.group(1).split(", ")]

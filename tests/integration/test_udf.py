@@ -21,7 +21,7 @@ from flink_jobs.sql import JobSpec, rules_literal
 from ridecast.config import Settings, repo_root
 from ridecast.events import EVENT_TIME_IN_TEXT, Reason, load_zones, make_event, parse_message, reject_reason
 from tests.streaming import hostile_messages
-from tests.test_job_contract import NOW_MS, _corpus
+from tests.integration.test_job_contract import NOW_MS, _corpus
 
 pytestmark = pytest.mark.integration
 
