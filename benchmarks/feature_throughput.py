@@ -9,19 +9,19 @@ below show how much.
 
 What it does, in a throw-away state dir:
 
-1. simulates N trip events (``ridecast.simulate``, a few days ending ~2 days ago, so every event passes the
+1. simulates N trip events (``ridecast.sources.simulate``, a few days ending ~2 days ago, so every event passes the
    job's age/future checks) into a JSONL file, plus one closing heartbeat that flushes the last windows;
 2. prefills the events topic (1 partition) with them, by default with a bounded PyFlink job whose Java
-   producer is ~5x faster than kafka-python (``--prefill python`` uses ``ridecast.producer`` instead);
+   producer is ~5x faster than kafka-python (``--prefill python`` uses ``ridecast.sources.producer`` instead);
 3. reads the topic once with the job's own Kafka source into a blackhole (``benchmarks.flink_source_ceiling``):
    the ceiling this broker and one slot allow before any of the job's work;
-4. starts the real streaming feature job (``ridecast.pipeline.start_stream``) with
+4. starts the real streaming feature job (``ridecast.stack.pipeline.start_stream``) with
    ``startup_mode=earliest-offset`` and waits until the bronze sink has finalized every message;
 5. measures the rate from the job's own per-record processing timestamps: bronze's ``received_at`` is
    ``CURRENT_TIMESTAMP``, which Flink evaluates per record in streaming mode, so
    ``events/s = messages / (last received_at - first received_at)`` nets out JVM start, planning and
    deployment exactly (they are reported separately, from Flink's log);
-6. runs the same SQL in batch mode over the same file (``ridecast.pipeline.backfill``) and times its
+6. runs the same SQL in batch mode over the same file (``ridecast.stack.pipeline.backfill``) and times its
    tasks from Flink's log (first task RUNNING -> job FINISHED), plus the Iceberg commit that follows.
 
 Baselines, in the output: the source ceiling of step 3, the Nexmark q5 sliding-window figure (~22,000 events/s per core, the reference the
@@ -61,8 +61,9 @@ GOAL_PER_SLOT = 50_000.0
 def write_events(path: Path, n: int, settings: Settings, seed: int = 7) -> dict[str, Any]:
     """N simulated events (event-time order) + one closing heartbeat, as JSONL. Returns counts and times."""
     from ridecast.events import HEARTBEAT, load_zones, make_event
-    from ridecast.producer import default_close_after
-    from ridecast.simulate import simulate_events, write_jsonl
+    from ridecast.sources.producer import default_close_after
+    from ridecast.sources.deliver import write_jsonl
+    from ridecast.sources.simulate import simulate_events
 
     scale = max(1.0, n / 200_000)  # ~100k events per simulated day at scale 1
     days = 4
@@ -112,7 +113,7 @@ def prefill(settings: Settings, servers: str, jsonl: Path, method: str) -> dict[
             messages = sum(1 for _ in fh)
         extra = 0
     else:
-        from ridecast.producer import produce
+        from ridecast.sources.producer import produce
 
         def events() -> Iterator[dict[str, Any]]:
             with jsonl.open() as fh:
@@ -132,7 +133,7 @@ def run_ceiling(settings: Settings, messages: int) -> dict[str, Any]:
     """The job's own Kafka source into a blackhole, bounded: what one slot can read from this broker at all."""
     import dataclasses
 
-    from ridecast.pipeline import _flink_env, job_spec
+    from ridecast.stack.pipeline import _flink_env, job_spec
 
     spec = job_spec(settings, "stream")
     spec_path = settings.run_dir / "ceiling.spec.json"
@@ -180,7 +181,7 @@ def _jvm_cpu(settings: Settings) -> float | None:
     """CPU seconds (user+system) of the feature job's process tree (driver + JVM)."""
     import psutil
 
-    from ridecast.pipeline import feature_job_process
+    from ridecast.stack.pipeline import feature_job_process
 
     rec = feature_job_process(settings).info()
     if rec is None:
@@ -214,7 +215,7 @@ def _received_at_ms(files: list[Path]) -> list[int]:
 
 
 def run_stream(settings: Settings, expected: int, timeout_s: float) -> dict[str, Any]:
-    from ridecast.pipeline import feature_job_process, start_stream, stop_stream
+    from ridecast.stack.pipeline import feature_job_process, start_stream, stop_stream
 
     counter = _LineCounter(_bronze_folder(settings))
     cpu_samples: list[tuple[float, float]] = []  # (epoch s, JVM tree CPU s)
@@ -294,7 +295,7 @@ def run_stream(settings: Settings, expected: int, timeout_s: float) -> dict[str,
 
 # --------------------------------------------------------------------------- batch run
 def run_batch(settings: Settings, jsonl: Path, lines: int) -> dict[str, Any]:
-    from ridecast.pipeline import backfill
+    from ridecast.stack.pipeline import backfill
 
     t0 = time.time()
     res = backfill(jsonl, settings)

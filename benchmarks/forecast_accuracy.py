@@ -4,12 +4,12 @@
     .venv/bin/python -m benchmarks.forecast_accuracy
     # also register in MLflow (gate, ops.model_promotions) and time forecast-batch for all zones x horizons
     .venv/bin/python -m benchmarks.forecast_accuracy --register
-    # quick self-contained run: simulate N days with ridecast.simulate into a throw-away lake first
-    # (--via pipeline: through ridecast.pipeline.backfill, the real Flink job; --via fixture: the test fixture
+    # quick self-contained run: simulate N days with ridecast.sources.simulate into a throw-away lake first
+    # (--via pipeline: through ridecast.stack.pipeline.backfill, the real Flink job; --via fixture: the test fixture
     #  that mirrors the job's silver/gold contract with pandas, much faster)
     .venv/bin/python -m benchmarks.forecast_accuracy --simulate-days 28 --via pipeline
     # real data: ISLP's Bikeshare.csv (hourly 2011 rentals, Washington DC), two places (casual, registered),
-    # mapped to events by ridecast.ingest (stratified inside each hour), US holidays, America/New_York
+    # mapped to events by ridecast.sources.ingest (stratified inside each hour), US holidays, America/New_York
     .venv/bin/python -m benchmarks.forecast_accuracy --bikeshare islp --via pipeline --cutoff-minutes 60 --horizons 60
     # the same, backtesting several 7-day windows (each ends at its --as-of; 'end' = the data's end), one row each,
     # with the feature-group ablation
@@ -58,7 +58,8 @@ ABLATIONS = {
 
 
 def _simulate(settings, days: int, via: str, scale: float, seed: int) -> dict:
-    from ridecast.simulate import simulate_events, write_jsonl
+    from ridecast.sources.deliver import write_jsonl
+    from ridecast.sources.simulate import simulate_events
 
     # end two days ago so every event passes the job's age/future checks
     end = (datetime.now(timezone.utc) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -66,7 +67,7 @@ def _simulate(settings, days: int, via: str, scale: float, seed: int) -> dict:
     t0 = time.perf_counter()
     events = simulate_events(start, timedelta(days=days), seed=seed, scale=scale)
     if via == "pipeline":
-        from ridecast.pipeline import backfill
+        from ridecast.stack.pipeline import backfill
 
         path = settings.state_dir / "simulated.jsonl"
         n = write_jsonl(events, path)
@@ -105,10 +106,10 @@ def fetch_islp_bikeshare(dest_dir) -> str:
 
 
 def _bikeshare(settings, csv_path, via: str) -> dict:
-    """Bikeshare.csv (day of year + hour, counts) -> long CSV (time, place, count) -> ridecast.ingest mapping."""
+    """Bikeshare.csv (day of year + hour, counts) -> long CSV (time, place, count) -> ridecast.sources.ingest mapping."""
     import pandas as pd
 
-    from ridecast.ingest import ingest, map_file
+    from ridecast.sources.ingest import ingest, map_file
 
     t0 = time.perf_counter()
     if csv_path == "islp":

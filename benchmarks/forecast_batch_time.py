@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.forecast_batch_time            # simulate 29 days into a throw-away lake
     .venv/bin/python -m benchmarks.forecast_batch_time --in-place # on the configured lake (champions must exist)
 
-Without ``--in-place``: simulates 29 days with ``ridecast.simulate`` into a throw-away lake through the test
+Without ``--in-place``: simulates 29 days with ``ridecast.sources.simulate`` into a throw-away lake through the test
 fixture that mirrors the feature job's silver/gold contract, trains champions single-process with a
 one-day backtest, then runs ``forecast_batch`` ``--repeat`` times. Each run reads
 ~29 days of silver/gold with pyiceberg, builds features, loads the champions from MLflow, writes
@@ -45,7 +45,7 @@ def main() -> None:
         res = _measure(get_settings(), a.repeat)
     else:
         with bench_settings("forecast-batch") as s:
-            from ridecast.simulate import simulate_events
+            from ridecast.sources.simulate import simulate_events
             from tests.lake_fixtures import write_lake
 
             import training

@@ -29,7 +29,7 @@ from ridecast.config import repo_root
 
 
 def run(events: int = 50_000, keep: bool = False) -> dict[str, Any]:
-    from ridecast.pipeline import job_spec
+    from ridecast.stack.pipeline import job_spec
 
     with bench_settings("sqlcost", keep=keep) as settings, MemorySampler(settings) as mem:
         jsonl = settings.state_dir / "events.jsonl"

@@ -24,7 +24,7 @@ __all__ = ["JobSpec", "JobStatements", "statements"]
 
 @dataclass
 class JobSpec:
-    """Everything the job needs, serialised to JSON by the app side (ridecast.pipeline)."""
+    """Everything the job needs, serialised to JSON by the app side (ridecast.stack.pipeline)."""
 
     mode: str  # "stream" (Kafka source, unbounded) | "batch" (JSONL files, bounded)
     staging_dir: str  # file sinks write <staging_dir>/<table>/

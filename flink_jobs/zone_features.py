@@ -2,7 +2,7 @@
 
     python -m flink_jobs.zone_features SPEC.json
 
-The app side (``ridecast.pipeline``) writes the spec, starts this under its own process group, finds the
+The app side (``ridecast.stack.pipeline``) writes the spec, starts this under its own process group, finds the
 checkpoint to restore, and commits the finalized files to Iceberg. This module only wires configuration and
 submits the statements from :mod:`flink_jobs.sql`; exactly-once comes from checkpointing: file sinks finalize
 their part files only when a checkpoint completes, and the committer appends each finalized file once.

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
     from ridecast.config import Settings
 
-__all__ = ["STAGED_TABLES", "SUMMARY_KEY", "Committer", "CommitStats", "cleanup_committed", "committed_names"]
+__all__ = ["STAGED_TABLES", "SUMMARY_KEY", "Committer", "CommitStats", "backfill_root", "cleanup_committed",
+           "committed_names", "pending_files", "stream_root"]
 
 log = logging.getLogger("ridecast.committer")
 
@@ -68,6 +69,26 @@ def committed_names(table: "Table") -> set[str]:
         if raw:
             names.update(json.loads(raw))
     return names
+
+
+def stream_root(settings: "Settings") -> Path:
+    """The streaming job's staging root. This module owns the staging layout: everyone else asks it."""
+    return settings.staging_dir / "stream"
+
+
+def backfill_root(settings: "Settings", backfill_id: str) -> Path:
+    """One backfill's staging root, next to the stream's (``cleanup_committed`` walks both)."""
+    return settings.staging_dir / f"backfill-{backfill_id}"
+
+
+def pending_files(settings: "Settings", ident: str, table: "Table") -> list[Path] | None:
+    """Finalized stream files of ``ident`` no snapshot has consumed yet; None if nothing stages that table."""
+    folder = next((f for f, i in STAGED_TABLES.items() if i == ident), None)
+    if folder is None:
+        return None
+    done = committed_names(table)
+    staged = finalized_files(stream_root(settings) / folder)
+    return [p for p in staged if p.relative_to(settings.staging_dir).as_posix() not in done]
 
 
 def finalized_files(folder: Path) -> list[Path]:
@@ -212,7 +233,7 @@ def cleanup_committed(settings: "Settings", *, min_age_s: float = 3600.0) -> int
     for folder, ident in STAGED_TABLES.items():
         table = load_table(catalog, ident)
         done = committed_names(table)
-        for root in [settings.staging_dir / "stream", *sorted(settings.staging_dir.glob("backfill-*"))]:
+        for root in [stream_root(settings), *sorted(settings.staging_dir.glob("backfill-*"))]:
             for path in finalized_files(root / folder):
                 name = path.relative_to(settings.staging_dir).as_posix()
                 if (name in done or path.stat().st_size == 0) and now - path.stat().st_mtime >= min_age_s:
@@ -231,7 +252,7 @@ def main() -> None:  # pragma: no cover - process entry point, exercised by the 
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = get_settings()
-    root = Path(args.root) if args.root else settings.staging_dir / "stream"
+    root = Path(args.root) if args.root else stream_root(settings)
     Committer(settings, root).run()
 
 

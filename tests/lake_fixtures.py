@@ -10,8 +10,8 @@ of, the streaming pipeline:
   ``requests`` / ``completions`` / ``cancellations`` count event types, ``events`` counts all, ``fare_*``,
   ``wait_*`` and ``surge_mean`` aggregate the non-null values of the window's events.
 
-It is not the pipeline: ``ridecast.pipeline.backfill`` is. It also holds :func:`synthetic_events`, a small
-seasonal Poisson demand generator for tests (the real simulator is ``ridecast.simulate``).
+It is not the pipeline: ``ridecast.stack.pipeline.backfill`` is. It also holds :func:`synthetic_events`, a small
+seasonal Poisson demand generator for tests (the real simulator is ``ridecast.sources.simulate``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,4 @@
-"""``ridecast maintain``: compact small files, expire old snapshots, then remove orphan files, for every
-ridecast table.
-
-Order matters: staging files the committer already committed are deleted *before* any snapshot expires,
-because they are recognised through the ``ridecast.source-files`` property of the snapshots that expiry removes.
-Orphan removal comes last: compaction and expiry are what leave data files, manifests and manifest lists that no
-snapshot references any more; it deletes only those older than ``--orphan-age-hours`` (commits in flight).
-"""
+"""``ridecast maintain``: parse the options, run :func:`ridecast.stack.maintain.maintain`, render its report."""
 
 from __future__ import annotations
 
@@ -34,63 +27,36 @@ def maintain(
     """Compact, expire snapshots and remove orphan files over every table in iceberg_catalog.tables.TABLES."""
     from rich.console import Console
     from rich.progress import Progress
-    from rich.table import Table as RichTable
 
-    from iceberg_catalog.catalog import load_table, open_catalog
-    from iceberg_catalog.maintenance import compact, expire_snapshots, remove_orphan_files
-    from iceberg_catalog.tables import TABLES
-    from ridecast.config import get_settings
-    from ridecast.pipeline import cleanup_committed_staging
+    from ridecast.stack.maintain import MaintainOptions, UnknownTableError, maintain, resolve_tables, steps_per_table
+    from ridecast.views import maintain_table
 
     console = Console()
-    settings = get_settings()
-    idents = list(table) if table else list(TABLES)
-    unknown = [i for i in idents if i not in TABLES]
-    if unknown:
-        typer.echo(f"error: unknown table(s) {', '.join(unknown)}; known: {', '.join(TABLES)}", err=True)
-        raise typer.Exit(2)
-    columns = ["table", "files before", "files after", "partitions compacted", "rows rewritten",
-               "snapshots removed", "snapshots left"]
-    if orphans:
-        columns += ["orphans (dry run)" if orphans_dry_run else "orphans deleted", "orphan MiB", "orphans too young"]
-    summary = RichTable(*columns, header_style="bold")
-    if orphans and orphan_age_hours < 24 and not orphans_dry_run:
+    options = MaintainOptions(
+        min_files=min_files, target_file_mb=target_file_mb, older_than=dt.timedelta(hours=older_than_hours),
+        retain_last=retain_last, staging_age=dt.timedelta(hours=staging_age_hours), orphans=orphans,
+        orphan_age=dt.timedelta(hours=orphan_age_hours), orphans_dry_run=orphans_dry_run)
+    try:
+        idents = resolve_tables(table)
+    except UnknownTableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if options.risky_orphan_age:
         console.print(f"[yellow]warning:[/] --orphan-age-hours {orphan_age_hours:g} < 24: a commit in flight "
                       "for longer than that would lose its files")
-    failed: list[str] = []
-    steps = 3 if orphans else 2
     try:
-        catalog = open_catalog(settings)
-        # must run BEFORE any snapshot expires (see the module docstring)
-        removed = cleanup_committed_staging(settings, min_age_s=staging_age_hours * 3600)
-        console.print(f"deleted {removed} committed staging files")
         with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("maintaining", total=len(idents) * steps)
-            for ident in idents:
-                tbl = load_table(catalog, ident)
-                progress.update(task, description=f"compacting {ident}")
-                comp = compact(tbl, min_files=min_files, target_file_mb=target_file_mb)
-                progress.advance(task)
-                progress.update(task, description=f"expiring {ident}")
-                exp = expire_snapshots(tbl, older_than=dt.timedelta(hours=older_than_hours), retain_last=retain_last)
-                progress.advance(task)
-                row = [ident, str(comp.files_before), str(comp.files_after), str(len(comp.partitions)),
-                       f"{comp.rows_rewritten:,}", str(len(exp.removed)), str(exp.snapshots_after)]
-                if orphans:  # after expiry: that is what leaves files unreferenced
-                    progress.update(task, description=f"removing orphan files of {ident}")
-                    orph = remove_orphan_files(tbl, older_than=dt.timedelta(hours=orphan_age_hours),
-                                               dry_run=orphans_dry_run)
-                    progress.advance(task)
-                    failed += orph.failed
-                    n = len(orph.orphans) if orphans_dry_run else orph.deleted
-                    row += [str(n), f"{orph.orphan_bytes / 2**20:,.1f}", str(orph.young_kept)]
-                summary.add_row(*row)
+            task = progress.add_task("maintaining", total=len(idents) * steps_per_table(options))
+            report = maintain(tables=idents, options=options,
+                              on_step=lambda what: progress.update(task, description=what, advance=1))
     except Exception as exc:
         typer.echo(f"error: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}", err=True)
         raise typer.Exit(2) from None
-    console.print(summary)
-    if failed:
-        typer.echo(f"warning: {len(failed)} orphan file(s) could not be deleted, e.g. {failed[0]}", err=True)
+    console.print(f"deleted {report.staging_removed} committed staging files")
+    console.print(maintain_table(report))
+    if report.failed:
+        typer.echo(f"warning: {len(report.failed)} orphan file(s) could not be deleted, e.g. {report.failed[0]}",
+                   err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -30,13 +30,12 @@ def train_cmd(
 ) -> None:
     """Build the point-in-time training set, backtest, train one model per horizon, register and gate."""
     from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
     import training
+    from ridecast.views import spinner, train_view
 
     console = Console()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as prog:
+    with spinner(console) as prog:
         task = prog.add_task("training", total=None)
         result = training.train(
             horizons=_horizons(horizons),
@@ -44,26 +43,8 @@ def train_cmd(
             backend="local" if local else "ray",
             progress=lambda msg: prog.update(task, description=msg),
         )
-    t = Table(title=f"Backtest WAPE (MLflow run {result.run_id[:12]})")
-    for col in ("horizon", "model", "seasonal naive", "persistence", "hour-of-week mean", "MASE", "gate"):
-        t.add_column(col)
-    for h, ms in result.metrics.items():
-        d = result.decisions[h]
-        t.add_row(
-            f"{h} min",
-            f"{ms['model']['wape']:.4f}",
-            f"{ms['seasonal_naive']['wape']:.4f}",
-            f"{ms['persistence']['wape']:.4f}",
-            f"{ms['hour_of_week_mean']['wape']:.4f}",
-            f"{ms['model']['mase']:.3f}",
-            f"v{d.version} -> {d.alias}",
-        )
-    console.print(t)
-    for h, d in result.decisions.items():
-        console.print(f"[bold]{d.model_name}[/] v{d.version}: {'promoted' if d.promoted else 'not promoted'} — {d.reason}")
-    console.print(
-        "timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items() if isinstance(v, float))
-    )
+    console.print(train_view(result))
+
 
 def forecast_batch_cmd(
     at: Optional[str] = typer.Option(None, help="cut-off (ISO time, UTC if naive); default latest closed window"),
@@ -85,6 +66,7 @@ def forecast_batch_cmd(
     )
     if not r.versions:
         raise typer.Exit(1)
+
 
 def report_cmd(
     out: Optional[Path] = typer.Option(None, help="HTML path; default <state_dir>/ml/report/report.html"),

@@ -1,4 +1,4 @@
-"""``ridecast up | down | status``: the embedded stack's lifecycle."""
+"""``ridecast up | down | status | demo``: the embedded stack's lifecycle (:mod:`ridecast.stack.lifecycle`)."""
 
 from __future__ import annotations
 
@@ -11,80 +11,33 @@ def up(no_job: bool = typer.Option(False, "--no-job", help="start only the broke
     """Start the broker, create topics and tables, start the feature job and the Iceberg committer."""
     from rich.console import Console
 
-    from iceberg_catalog.catalog import ensure_tables, open_catalog
-    from ridecast.config import get_settings
-    from ridecast.pipeline import start_committer, start_stream
-    from ridecast.stack.broker import ensure_topics, start_broker
+    from ridecast.stack import lifecycle
+    from ridecast.views import up_text
 
     console = Console()
-    s = get_settings()
     with console.status("starting the embedded stack…"):
-        servers = start_broker(s)
-        ensure_topics(s, servers)
-        ensure_tables(open_catalog(s))
-        console.print(f"[green]✓[/] Kafka at {servers}; topics {s.kafka.events_topic}, {s.kafka.features_topic}")
-        console.print(f"[green]✓[/] Iceberg catalog {s.catalog_uri}")
-        if not no_job:
-            rec = start_stream(s)
-            restored = rec.get("restored_from") or "no checkpoint (fresh start)"
-            console.print(f"[green]✓[/] feature job pid {rec['pid']}, restored from {restored}")
-            rec = start_committer(s)
-            console.print(f"[green]✓[/] committer pid {rec['pid']}")
-    console.print(f"state and logs in {s.state_dir}")
+        result = lifecycle.up(job=not no_job)
+    console.print(up_text(result))
 
 
 def down() -> None:
     """Stop everything `up` started (checkpoints and tables stay)."""
     from rich.console import Console
 
-    from ridecast.config import get_settings
-    from ridecast.pipeline import stop_stream
-    from ridecast.stack.broker import stop_broker
+    from ridecast.stack import lifecycle
+    from ridecast.views import down_text
 
-    s = get_settings()
-    stopped = stop_stream(s)
-    if stop_broker(s):
-        stopped.append("broker")
-    Console().print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    Console().print(down_text(lifecycle.down()))
 
 
 def status() -> None:
     """What runs, the newest checkpoint, what waits to be committed, and each table's rows."""
     from rich.console import Console
-    from rich.table import Table
 
-    from iceberg_catalog.catalog import ensure_tables, open_catalog
-    from iceberg_catalog.committer import STAGED_TABLES, committed_names, finalized_files
-    from ridecast.config import get_settings
-    from ridecast.pipeline import committer_process, feature_job_process, latest_checkpoint
-    from ridecast.stack.broker import broker_process
+    from ridecast.stack import lifecycle
+    from ridecast.views import status_view
 
-    s = get_settings()
-    console = Console()
-    procs = Table(title="processes")
-    for col in ("component", "state", "pid", "log"):
-        procs.add_column(col)
-    for proc in (broker_process(s), feature_job_process(s), committer_process(s)):
-        rec = proc.info()
-        procs.add_row(proc.name, "[green]running[/]" if rec else "[dim]stopped[/]", str(rec["pid"]) if rec else "",
-                      str(proc.log_file))
-    console.print(procs)
-    chk = latest_checkpoint(s.checkpoint_dir)
-    console.print(f"newest checkpoint: {chk or 'none'}")
-    tables = Table(title="Iceberg tables")
-    for col in ("table", "rows", "snapshots", "staged, not yet committed"):
-        tables.add_column(col)
-    by_ident = {ident: folder for folder, ident in STAGED_TABLES.items()}
-    for ident, table in ensure_tables(open_catalog(s)).items():
-        snap = table.current_snapshot()
-        rows = snap.summary.additional_properties.get("total-records", "0") if snap and snap.summary else "0"
-        pending = ""
-        if ident in by_ident:
-            done = committed_names(table)
-            staged = finalized_files(s.staging_dir / "stream" / by_ident[ident])
-            pending = str(sum(1 for p in staged if p.relative_to(s.staging_dir).as_posix() not in done))
-        tables.add_row(ident, rows, str(len(table.metadata.snapshots)), pending)
-    console.print(tables)
+    Console().print(status_view(lifecycle.status()))
 
 
 def demo(

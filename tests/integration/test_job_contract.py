@@ -15,7 +15,7 @@ import pytest
 
 from iceberg_catalog.catalog import open_catalog
 from ridecast.events import load_zones, make_event, reject_reason
-from ridecast.pipeline import backfill
+from ridecast.stack.pipeline import backfill
 from tests.streaming import hostile_messages
 
 pytestmark = pytest.mark.integration

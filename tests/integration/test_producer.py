@@ -11,8 +11,8 @@ import pytest
 
 from ridecast.config import get_settings
 from ridecast.events import HEARTBEAT, load_zones, reject_reason
-from ridecast.producer import default_close_after, produce
-from ridecast.simulate import simulate_events
+from ridecast.sources.producer import default_close_after, produce
+from ridecast.sources.simulate import simulate_events
 from ridecast.stack.broker import bootstrap_servers, ensure_topics
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import pytest
 
 from iceberg_catalog.catalog import open_catalog
 from ridecast.events import load_zones
-from ridecast.pipeline import (
+from ridecast.stack.pipeline import (
     committer_process,
     feature_job_process,
     latest_checkpoint,
@@ -21,8 +21,8 @@ from ridecast.pipeline import (
     start_stream,
     stop_stream,
 )
-from ridecast.producer import produce
-from ridecast.simulate import simulate_events
+from ridecast.sources.producer import produce
+from ridecast.sources.simulate import simulate_events
 from ridecast.stack.broker import ensure_topics
 from tests.reference import as_frame, assert_features_equal, reference_features
 from tests.streaming import stream_env, wait_for

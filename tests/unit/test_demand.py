@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pytest
 
-from ridecast.demand import (
+from ridecast.sources.demand import (
     SGT,
     day_demand,
     day_type,

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from ridecast.events import load_zones, reject_reason
-from ridecast.ingest import IngestError, RejectReason, infer_period, ingest, map_file, parse_period, parse_times
+from ridecast.sources.ingest import IngestError, RejectReason, infer_period, ingest, map_file, parse_period, parse_times
 
 pytestmark = pytest.mark.unit
 
@@ -192,21 +192,21 @@ def test_parse_times_explicit_formats():
 
 def test_ingest_backfill_writes_zone_list_and_hands_the_file_to_the_pipeline(csv_file, settings, monkeypatch):
     calls = []
-    fake = types.ModuleType("ridecast.pipeline")
-    fake.backfill = lambda path, settings=None: calls.append((Path(path), settings)) or "ok"
-    monkeypatch.setitem(sys.modules, "ridecast.pipeline", fake)
+    fake = types.ModuleType("ridecast.stack.pipeline")
+    fake.backfill = lambda path, settings=None, progress=True: calls.append((Path(path), settings)) or "ok"
+    monkeypatch.setitem(sys.modules, "ridecast.stack.pipeline", fake)
 
     r = ingest(csv_file, time_col="ts", zone_col="station", value_col="count", type_col="kind",
                to="backfill", settings=settings)
-    assert (r.events, r.rejected, r.zones) == (14, 6, 3) and r.backfill_result == "ok"
-    assert r.events_path == settings.state_dir / "backfill" / "rentals.jsonl"
+    assert (r.events, r.rejected, r.zones) == (14, 6, 3) and r.delivery.backfill == "ok"
+    assert r.delivery.path == settings.state_dir / "backfill" / "rentals.jsonl" and r.delivery.written == 14
     assert r.rejects_path == settings.state_dir / "backfill" / "rentals.rejects.jsonl" and r.rejects_path.exists()
-    assert len(r.events_path.read_text().splitlines()) == 14
+    assert len(r.delivery.path.read_text().splitlines()) == 14
     assert r.zones_path == settings.state_dir / "zones" / "rentals.csv"
     zones = load_zones(r.zones_path)
     assert {z.zone: z.weight for z in zones} == pytest.approx({"A": 5 / 14, "B": 5 / 14, "007": 4 / 14})
     [(path, passed)] = calls
-    assert path == r.events_path and passed.zones_file == r.zones_path  # the pipeline validates these zones
+    assert path == r.delivery.path and passed.zones_file == r.zones_path  # the pipeline validates these zones
 
 
 def test_cli_ingest_prints_rejects_and_how_to_use_the_zones(csv_file, settings, monkeypatch, tmp_path):
@@ -215,9 +215,9 @@ def test_cli_ingest_prints_rejects_and_how_to_use_the_zones(csv_file, settings, 
 
     from ridecast.commands import data
 
-    fake = types.ModuleType("ridecast.pipeline")
-    fake.backfill = lambda path, settings=None: "done"
-    monkeypatch.setitem(sys.modules, "ridecast.pipeline", fake)
+    fake = types.ModuleType("ridecast.stack.pipeline")
+    fake.backfill = lambda path, settings=None, progress=True: "done"
+    monkeypatch.setitem(sys.modules, "ridecast.stack.pipeline", fake)
     app = typer.Typer()
     data.register(app)
     out = tmp_path / "z.csv"

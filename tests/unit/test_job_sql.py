@@ -24,7 +24,7 @@ from iceberg_catalog.committer import STAGED_TABLES
 from iceberg_catalog.tables import TABLES
 from ridecast.config import FlinkSettings
 from ridecast.events import EVENT_TIME_IN_TEXT, FIELDS, Reason
-from ridecast.pipeline import job_spec
+from ridecast.stack.pipeline import job_spec
 
 pytestmark = pytest.mark.unit
 

@@ -40,6 +40,7 @@ import numpy as np
 
 from ridecast.config import Settings, get_settings
 from ridecast.events import EVENT_TYPES, make_event
+from ridecast.sources.deliver import Delivery, Target, deliver
 
 __all__ = [
     "IngestError",
@@ -496,10 +497,8 @@ class IngestResult:
     period: timedelta | None
     first_event_ms: int | None
     last_event_ms: int | None
-    to: str
-    events_path: Path | None = None  # backfill: the JSONL handed to the pipeline
-    produce_stats: Any = None  # kafka: ridecast.producer.ProduceStats
-    backfill_result: Any = None  # backfill: whatever ridecast.pipeline.backfill returned
+    to: Target
+    delivery: Delivery | None = None  # where the events went (ridecast.sources.deliver)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -514,23 +513,22 @@ def ingest(
     tz: str | None = None,
     period: str | timedelta | None = None,
     zones_out: str | Path | None = None,
-    to: Literal["kafka", "backfill"] = "kafka",
+    to: Target | str = Target.kafka,
     settings: Settings | None = None,
     speedup: float | None = None,
     progress: bool = True,
 ) -> IngestResult:
-    """Map a file to events, write its zone list, and send the events to Kafka or backfill them.
+    """Map a file to events, write its zone list, and deliver the events (Kafka, a file, or a backfill).
 
-    Backfill writes ``<state_dir>/backfill/<stem>.jsonl`` and calls ``ridecast.pipeline.backfill`` with
-    settings whose ``zones_file`` is the derived zone list. Rejects go next to the output
-    (``<stem>.rejects.jsonl`` in ``backfill/`` or, for Kafka, in ``<state_dir>/ingest/``).
+    A file or backfill writes ``<state_dir>/backfill/<stem>.jsonl`` (a backfill with settings whose
+    ``zones_file`` is the derived zone list). Rejects go next to the output (``<stem>.rejects.jsonl`` in
+    ``backfill/`` or, for Kafka, in ``<state_dir>/ingest/``).
     """
-    if to not in ("kafka", "backfill"):
-        raise ValueError(f"to must be 'kafka' or 'backfill', not {to!r}")
+    to = Target(to)
     s = settings or get_settings()
     src = Path(path)
     stem = src.name.split(".")[0] or "data"
-    out_dir = s.state_dir / ("backfill" if to == "backfill" else "ingest")
+    out_dir = s.state_dir / ("ingest" if to is Target.kafka else "backfill")
     rejects = out_dir / f"{stem}.rejects.jsonl"
     mapped = map_file(src, time_col=time_col, zone_col=zone_col, value_col=value_col, type_col=type_col,
                       time_format=time_format, tz=tz, period=period, rejects_path=rejects)
@@ -544,18 +542,7 @@ def ingest(
         last_event_ms=int(mapped.t[-1]) if mapped.events else None, to=to,
     )
     file_settings = s.model_copy(update={"zones_file": zones_path})
-    if to == "kafka":
-        from ridecast.producer import produce
-
-        result.produce_stats = produce(mapped.iter_events(), file_settings, speedup=speedup,
-                                       heartbeat_zone=mapped.zone_shares()[0][0], total=mapped.events,
-                                       progress=progress)
-    else:
-        from ridecast.simulate import write_jsonl
-
-        result.events_path = out_dir / f"{stem}.jsonl"
-        write_jsonl(mapped.iter_events(), result.events_path)
-        from ridecast.pipeline import backfill  # written by the pipeline owner; an ImportError is real
-
-        result.backfill_result = backfill(result.events_path, settings=file_settings)
+    result.delivery = deliver(mapped.iter_events(), to, file_settings, path=out_dir / f"{stem}.jsonl",
+                              speedup=speedup, heartbeat_zone=mapped.zone_shares()[0][0], total=mapped.events,
+                              progress=progress)
     return result

@@ -13,7 +13,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from ridecast.config import Settings
-    from ridecast.demo import DemoPlan
+    from ridecast.demo.run import DemoPlan
 
 __all__ = ["champions_cover", "forecast_through", "show_forecasts", "train_on_history"]
 
@@ -38,13 +38,18 @@ def champions_cover(settings: "Settings", until: datetime) -> bool:
 
 
 def train_on_history(settings: "Settings", console: Console, p: "DemoPlan") -> None:
-    from ridecast.commands.ml import train_cmd
+
+    import training
+    from ridecast.views import spinner, train_view
 
     if champions_cover(settings, p.history_end):
         console.print("champions trained on this history are registered already: not retraining "
                       "(`ridecast train` retrains and runs the promotion gate)")
         return
-    train_cmd(horizons=None, workers=None, local=False)
+    with spinner(console) as prog:
+        task = prog.add_task("training", total=None)
+        result = training.train(settings, progress=lambda msg: prog.update(task, description=msg))
+    console.print(train_view(result))
 
 
 def forecast_through(settings: "Settings", console: Console, p: "DemoPlan", every: timedelta) -> None:
@@ -70,8 +75,8 @@ def forecast_through(settings: "Settings", console: Console, p: "DemoPlan", ever
 
 
 def show_forecasts(settings: "Settings", console: Console, p: "DemoPlan") -> None:
-    from ridecast.commands.ml import report_cmd
-    from ridecast.demo import _sql_table, _ts
+    import training
+    from ridecast.demo.run import _sql_table, _ts
 
     _sql_table(console, "Which zones will be busiest in the next hour", """
 SELECT zone, round(predicted_requests, 1) AS predicted_requests, target_start, model_version
@@ -87,7 +92,9 @@ SELECT horizon_min, count(*) AS forecasts,
 FROM iceberg.gold.forecast_accuracy
 WHERE target_start >= TIMESTAMP '{_ts(p.live_start)} UTC' AND target_start < TIMESTAMP '{_ts(p.live_end)} UTC'
 GROUP BY horizon_min ORDER BY horizon_min""".strip(), settings)
-    report_cmd(out=None)
+    with console.status("rendering the report"):
+        path = training.write_report(settings)
+    console.print(f"report: {path}")
 
 
 def run(settings: "Settings", console: Console, p: "DemoPlan") -> None:  # pragma: no cover - via run_demo

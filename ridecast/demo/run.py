@@ -95,15 +95,16 @@ def _count_between(settings: Settings, ident: str, column: str, lo: datetime, hi
 
 
 def _backfill_history(p: DemoPlan, settings: Settings, console: Console) -> None:
-    from ridecast.pipeline import backfill
-    from ridecast.simulate import simulate_events, write_jsonl
+    from ridecast.sources.deliver import Target, deliver
+    from ridecast.sources.simulate import simulate_events
+    from ridecast.stack.pipeline import backfill
 
     path = settings.state_dir / "backfill" / f"demo-history-{p.seed}-{p.history_start:%Y%m%d}-{p.history_end:%Y%m%d%H}.jsonl"
-    if not path.exists():
+    if not path.exists():  # a warm rerun reuses the file: the same seed gives the same events
         with console.status(f"simulating {(p.history_end - p.history_start).days} days of history…"):
-            n = write_jsonl(simulate_events(p.history_start, p.history_end - p.history_start, seed=p.seed,
-                                            scale=p.scale), path)
-        console.print(f"simulated {n:,} events → {path}")
+            d = deliver(simulate_events(p.history_start, p.history_end - p.history_start, seed=p.seed,
+                                        scale=p.scale), Target.file, settings, path=path)
+        console.print(f"simulated {d.written:,} events → {path}")
     result = backfill(path, settings)
     console.print(f"backfill: {result}")
 
@@ -119,8 +120,8 @@ def _hostile(zone: str, t_ms: int) -> list[bytes]:
 def _stream_day(p: DemoPlan, settings: Settings, console: Console) -> None:
     from kafka import KafkaProducer
 
-    from ridecast.producer import produce
-    from ridecast.simulate import simulate_events
+    from ridecast.sources.deliver import Target, deliver
+    from ridecast.sources.simulate import simulate_events
     from ridecast.stack.broker import bootstrap_servers
 
     already = _count_between(settings, "silver.trip_events", "event_time", p.live_end - timedelta(hours=1),
@@ -134,17 +135,17 @@ def _stream_day(p: DemoPlan, settings: Settings, console: Console) -> None:
     producer.flush()
     producer.close()
     events = simulate_events(p.live_start, p.live_end - p.live_start, seed=p.seed + 1, scale=p.scale)
-    stats = produce(events, settings, speedup=p.speedup, progress=True)
+    stats = deliver(events, Target.kafka, settings, speedup=p.speedup, progress=True).produced
     console.print(f"streamed {stats.sent:,} events + {stats.heartbeats:,} heartbeats at {stats.rate:,.0f}/s "
                   f"(speed-up {p.speedup:g}×: one simulated day per {86400 / p.speedup:.0f} s)")
 
 
 def _wait_landed(p: DemoPlan, settings: Settings, console: Console, timeout_s: float = 600) -> None:
     """Until the live day's last hourly window is committed to gold (the committer runs in the background)."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from ridecast.views import spinner
 
     target = p.live_end
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+    with spinner(console) as bar:
         task = bar.add_task("waiting for the day's windows in gold.zone_features", total=None)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -214,14 +215,17 @@ def run_demo(*, history_days: int = 28, seed: int = 42, scale: float = 1.0, spee
         border_style="cyan"))
 
     with step("Embedded stack: broker, topics, Iceberg tables, feature job, committer"):
-        from ridecast.commands.stack import up
+        from ridecast.stack import lifecycle
+        from ridecast.views import up_text
 
-        up(no_job=False)
+        with console.status("starting the embedded stack…"):
+            started_stack = lifecycle.up(s)
+        console.print(up_text(started_stack))
     with step(f"History: {history_days} days through the feature job in batch (backfill)"):
         _backfill_history(p, s, console)
     if train:
         with step("Train on the history: Ray XGBoost per horizon, backtest vs baselines, MLflow + promotion gate"):
-            from ridecast import demo_forecast
+            from ridecast.demo import forecast as demo_forecast
 
             demo_forecast.train_on_history(s, console, p)
     with step("Live: a day of trips through Kafka → PyFlink → Iceberg"):

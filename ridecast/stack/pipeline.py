@@ -26,7 +26,7 @@ from typing import Callable, Iterator, Literal
 
 from flink_jobs.sql import JobSpec
 from iceberg_catalog.catalog import ensure_tables, open_catalog
-from iceberg_catalog.committer import CommitStats, Committer, cleanup_committed
+from iceberg_catalog.committer import CommitStats, Committer, backfill_root, cleanup_committed, stream_root
 from ridecast.config import Settings, get_settings, repo_root
 from ridecast.events import load_zones
 from ridecast.stack.process import ManagedProcess
@@ -72,7 +72,7 @@ def job_spec(settings: Settings, mode: Literal["stream", "batch"], **overrides: 
     f, k = settings.flink, settings.kafka
     spec = JobSpec(
         mode=mode,
-        staging_dir=str(settings.staging_dir / "stream"),
+        staging_dir=str(stream_root(settings)),
         zones=[z.zone for z in load_zones(settings.zones_file)],
         window_minutes=list(f.window_minutes),
         slide_minutes=f.slide_minutes,
@@ -196,7 +196,7 @@ def backfill(jsonl_path: Path | str, settings: Settings | None = None, *, now_ms
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     bid = digest.hexdigest()[:16]
-    root = s.staging_dir / f"backfill-{bid}"
+    root = backfill_root(s, bid)
     if (root / "_COMMITTED").exists():
         return BackfillResult(bid, True, {}, time.monotonic() - started)
     ensure_tables(open_catalog(s))

@@ -13,7 +13,7 @@ Why it is built this way:
 * **The calendar is Singapore's.** Times are local (SGT, UTC+8, no DST); public holidays from the
   ``holidays`` package look like a Sunday and their eve gets a Friday-like late night.
 * **Rain is the big exogenous shock** in Singapore: short, intense afternoon spells lift demand 20-50%
-  for 1-3 h (and, in :mod:`ridecast.simulate`, waits and surge), which is what makes features like
+  for 1-3 h (and, in :mod:`ridecast.sources.simulate`, waits and surge), which is what makes features like
   "last 15 minutes vs. usual" useful.
 * **Deterministic per (seed, day).** Each local day draws from its own ``numpy`` Generator seeded with
   ``(seed, day ordinal, stream)``, so any window of any length reproduces the same days, and simulating

@@ -1,4 +1,4 @@
-"""Trip events of a simulated Singapore, drawn from :mod:`ridecast.demand`.
+"""Trip events of a simulated Singapore, drawn from :mod:`ridecast.sources.demand`.
 
 Why it is built this way:
 
@@ -22,8 +22,8 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import json
-import os
+import collections
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,10 +31,13 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ridecast.demand import MINUTES, SGT, as_local, day_demand, local_days, resolve_zones
+from ridecast.config import Settings, get_settings
 from ridecast.events import Zone, make_event
+from ridecast.sources.deliver import Delivery, Target, deliver
+from ridecast.sources.demand import MINUTES, SGT, as_local, day_demand, local_days, resolve_zones
 
-__all__ = ["REQUESTED_SUFFIX", "COMPLETED_SUFFIX", "CANCELLED_SUFFIX", "simulate_events", "trip_id", "write_jsonl"]
+__all__ = ["CANCELLED_SUFFIX", "COMPLETED_SUFFIX", "REQUESTED_SUFFIX", "SimulationResult", "default_start", "run_simulation",
+           "simulate_events", "trip_id"]
 
 STREAM_TRIPS = 3
 REQUESTED_SUFFIX, COMPLETED_SUFFIX, CANCELLED_SUFFIX = "req", "done", "cxl"
@@ -227,20 +230,43 @@ def simulate_events(
         pending = {c: v[cut:] for c, v in cols.items()}
 
 
-def write_jsonl(events: Iterable[dict[str, Any]], path: str | Path) -> int:
-    """Write events as JSON lines (atomically: readers never see a half-written file); returns the count."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    n = 0
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    try:
-        with tmp.open("w", encoding="utf-8", buffering=1 << 20) as fh:
-            for event in events:
-                fh.write(dumps(event))
-                fh.write("\n")
-                n += 1
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return n
+@dataclass(frozen=True)
+class SimulationResult:
+    start: datetime
+    duration: timedelta
+    seed: int
+    event_types: dict[str, int]
+    delivery: Delivery
+    seconds: float
+
+
+def default_start(duration: timedelta, now: datetime | None = None) -> datetime:
+    """The hour that ends a run of ``duration`` (and the outcomes of its last requests) before ``now``.
+
+    The pipeline rejects events from the future, so a default run must be over by the time it is sent.
+    """
+    begin = (now or datetime.now(SGT)).astimezone(SGT) - duration - timedelta(hours=2)
+    return begin.replace(minute=0, second=0, microsecond=0)
+
+
+def run_simulation(start: datetime, duration: timedelta, *, seed: int = 0, scale: float = 1.0,
+                   target: Target | str = Target.kafka, path: str | Path | None = None,
+                   settings: Settings | None = None, speedup: float | None = None,
+                   progress: bool = True) -> SimulationResult:
+    """Simulate ``duration`` from ``start`` and deliver it; a backfill without ``path`` gets one under state_dir."""
+    if duration <= timedelta(0):
+        raise ValueError("duration must be positive")
+    target = Target(target)
+    s = settings or get_settings()
+    if path is None and target is Target.backfill:
+        path = s.state_dir / "backfill" / f"sim-{seed}-{start:%Y%m%dT%H%M}-{int(duration.total_seconds())}s.jsonl"
+    types: collections.Counter[str] = collections.Counter()
+
+    def counted() -> Iterator[dict[str, Any]]:
+        for event in simulate_events(start, duration, seed=seed, scale=scale):
+            types[event["event_type"]] += 1
+            yield event
+
+    t0 = time.monotonic()
+    delivery = deliver(counted(), target, s, path=path, speedup=speedup, progress=progress)
+    return SimulationResult(start, duration, seed, dict(sorted(types.items())), delivery, time.monotonic() - t0)

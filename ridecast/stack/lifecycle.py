@@ -1,0 +1,113 @@
+"""The embedded stack's lifecycle as library calls: :func:`up`, :func:`down`, :func:`status`.
+
+Each returns a plain result object and prints nothing, so the CLI (``ridecast up | down | status``) and the
+demo share one code path and differ only in how they render (:mod:`ridecast.views`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ridecast.config import Settings, get_settings
+
+__all__ = ["DownResult", "ProcessState", "StackStatus", "TableState", "UpResult", "down", "status", "up"]
+
+
+@dataclass(frozen=True)
+class UpResult:
+    servers: str
+    topics: tuple[str, ...]
+    catalog_uri: str
+    state_dir: Path
+    feature_job_pid: int | None = None
+    restored_from: str | None = None  # the checkpoint the feature job restored; None for a fresh start
+    committer_pid: int | None = None
+
+
+@dataclass(frozen=True)
+class DownResult:
+    stopped: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProcessState:
+    name: str
+    pid: int | None  # None: not running
+    log_file: Path
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+
+@dataclass(frozen=True)
+class TableState:
+    identifier: str
+    rows: int
+    snapshots: int
+    pending: int | None  # staged files not yet committed; None for tables nothing stages
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    processes: tuple[ProcessState, ...]
+    checkpoint: Path | None
+    tables: tuple[TableState, ...] = field(default_factory=tuple)
+
+
+def up(settings: Settings | None = None, *, job: bool = True) -> UpResult:
+    """Start the broker, create topics and tables; with ``job``, start the feature job and the committer.
+
+    Idempotent: whatever already runs is reused (each start finds its live pid file).
+    """
+    from iceberg_catalog.catalog import ensure_tables, open_catalog
+    from ridecast.stack.broker import ensure_topics, start_broker
+    from ridecast.stack.pipeline import start_committer, start_stream
+
+    s = settings or get_settings()
+    servers = start_broker(s)
+    ensure_topics(s, servers)
+    ensure_tables(open_catalog(s))
+    base = dict(servers=servers, topics=(s.kafka.events_topic, s.kafka.features_topic), catalog_uri=s.catalog_uri,
+                state_dir=s.state_dir)
+    if not job:
+        return UpResult(**base)
+    stream = start_stream(s)
+    committer = start_committer(s)
+    return UpResult(**base, feature_job_pid=stream["pid"], restored_from=stream.get("restored_from") or None,
+                    committer_pid=committer["pid"])
+
+
+def down(settings: Settings | None = None) -> DownResult:
+    """Stop everything :func:`up` started (checkpoints and tables stay)."""
+    from ridecast.stack.broker import stop_broker
+    from ridecast.stack.pipeline import stop_stream
+
+    s = settings or get_settings()
+    stopped = stop_stream(s)
+    if stop_broker(s):
+        stopped.append("broker")
+    return DownResult(tuple(stopped))
+
+
+def status(settings: Settings | None = None) -> StackStatus:
+    """What runs, the newest checkpoint, and each table's rows, snapshots and files waiting to be committed."""
+    from iceberg_catalog.catalog import ensure_tables, open_catalog
+    from iceberg_catalog.committer import pending_files
+    from ridecast.stack.broker import broker_process
+    from ridecast.stack.pipeline import committer_process, feature_job_process, latest_checkpoint
+
+    s = settings or get_settings()
+    procs = []
+    for proc in (broker_process(s), feature_job_process(s), committer_process(s)):
+        rec = proc.info()
+        procs.append(ProcessState(proc.name, rec["pid"] if rec else None, proc.log_file))
+    tables = []
+    for ident, table in ensure_tables(open_catalog(s)).items():
+        snap = table.current_snapshot()
+        rows = snap.summary.additional_properties.get("total-records", "0") if snap and snap.summary else "0"
+        pending = pending_files(s, ident, table)
+        tables.append(TableState(ident, int(rows), len(table.metadata.snapshots),
+                                 None if pending is None else len(pending)))
+    return StackStatus(tuple(procs), latest_checkpoint(s.checkpoint_dir), tuple(tables))

@@ -1,0 +1,146 @@
+"""Rich renderings of the library's result objects, shared by the CLI commands and the demo.
+
+Pure functions from a result to a Rich renderable (or text): no I/O, so both callers print the same thing and
+a unit test can render a result without running anything. They sit above every library layer and below the
+roof (``ridecast.demo``, ``ridecast.commands``), which is why they are not in either.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from rich.console import Console, Group
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from ridecast.sources.deliver import Delivery
+    from ridecast.sources.ingest import IngestResult
+    from ridecast.sources.simulate import SimulationResult
+    from ridecast.stack.lifecycle import DownResult, StackStatus, UpResult
+    from ridecast.stack.maintain import MaintainReport
+    from training import TrainResult
+
+__all__ = ["down_text", "spinner", "ingest_table", "key_value_table", "maintain_table", "simulation_table", "status_view",
+           "train_view", "up_text"]
+
+
+def key_value_table(title: str, rows: list[tuple[str, object]]) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    for key, value in rows:
+        table.add_row(key, str(value))
+    return table
+
+
+def spinner(console: Console | None = None) -> Progress:
+    """A spinner with a description and elapsed time, for work that reports steps but no fraction done."""
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+
+
+def _fmt_ms(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def up_text(r: UpResult) -> Text:
+    lines = [f"[green]✓[/] Kafka at {r.servers}; topics {', '.join(r.topics)}",
+             f"[green]✓[/] Iceberg catalog {r.catalog_uri}"]
+    if r.feature_job_pid is not None:
+        lines.append(f"[green]✓[/] feature job pid {r.feature_job_pid}, restored from "
+                     f"{r.restored_from or 'no checkpoint (fresh start)'}")
+    if r.committer_pid is not None:
+        lines.append(f"[green]✓[/] committer pid {r.committer_pid}")
+    lines.append(f"state and logs in {r.state_dir}")
+    return Text.from_markup("\n".join(lines))
+
+
+def down_text(r: DownResult) -> str:
+    return f"stopped: {', '.join(r.stopped) or 'nothing was running'}"
+
+
+def status_view(r: StackStatus) -> Group:
+    procs = Table(title="processes")
+    for col in ("component", "state", "pid", "log"):
+        procs.add_column(col)
+    for p in r.processes:
+        procs.add_row(p.name, "[green]running[/]" if p.running else "[dim]stopped[/]",
+                      str(p.pid) if p.running else "", str(p.log_file))
+    tables = Table(title="Iceberg tables")
+    for col in ("table", "rows", "snapshots", "staged, not yet committed"):
+        tables.add_column(col)
+    for t in r.tables:
+        tables.add_row(t.identifier, str(t.rows), str(t.snapshots), "" if t.pending is None else str(t.pending))
+    return Group(procs, Text(f"newest checkpoint: {r.checkpoint or 'none'}"), tables)
+
+
+def maintain_table(r: MaintainReport) -> Table:
+    columns = ["table", "files before", "files after", "partitions compacted", "rows rewritten",
+               "snapshots removed", "snapshots left"]
+    if r.options.orphans:
+        columns += ["orphans (dry run)" if r.options.orphans_dry_run else "orphans deleted", "orphan MiB",
+                    "orphans too young"]
+    out = Table(*columns, header_style="bold")
+    for t in r.tables:
+        row = [t.identifier, str(t.files_before), str(t.files_after), str(t.partitions_compacted),
+               f"{t.rows_rewritten:,}", str(t.snapshots_removed), str(t.snapshots_left)]
+        if r.options.orphans:
+            row += [str(t.orphans), f"{t.orphan_bytes / 2**20:,.1f}", str(t.orphans_too_young)]
+        out.add_row(*row)
+    return out
+
+
+def _delivery_rows(d: Delivery) -> list[tuple[str, object]]:
+    if d.produced is not None:
+        p = d.produced
+        return [("sent", p.sent), ("heartbeats", p.heartbeats), ("partitions", p.partitions),
+                ("rate", f"{p.rate:,.0f} events/s")]
+    rows: list[tuple[str, object]] = [("written", d.written), ("file", d.path)]
+    if d.backfill is not None:
+        rows.append(("backfill", d.backfill))
+    return rows
+
+
+def simulation_table(r: SimulationResult, topic: str) -> Table:
+    rows: list[tuple[str, object]] = [("window", f"{r.start.isoformat()} + {r.duration}"), ("seed", r.seed)]
+    if r.delivery.produced is not None:
+        rows.append(("topic", topic))
+    rows += _delivery_rows(r.delivery)
+    rows += [(f"  {k}", v) for k, v in r.event_types.items()]
+    rows.append(("seconds", f"{r.seconds:.1f}"))
+    return key_value_table("ridecast simulate", rows)
+
+
+def ingest_table(r: IngestResult) -> Table:
+    rows: list[tuple[str, object]] = [
+        ("rows read", r.rows), ("events", r.events), ("rejected rows", r.rejected),
+        ("period", r.period or "one event per row"), ("first event", _fmt_ms(r.first_event_ms)),
+        ("last event", _fmt_ms(r.last_event_ms)), ("zones", f"{r.zones} -> {r.zones_path}"),
+    ]
+    rows += [(f"  {k}", v) for k, v in sorted(r.reasons.items())]
+    if r.rejects_path:
+        rows.append(("rejects", r.rejects_path))
+    if r.delivery is not None:
+        rows += _delivery_rows(r.delivery)
+    return key_value_table(f"ridecast ingest {r.source.name}", rows)
+
+
+def train_view(result: TrainResult) -> Group:
+    """The backtest table (model vs baselines per horizon), each gate decision, and the timings."""
+    t = Table(title=f"Backtest WAPE (MLflow run {result.run_id[:12]})")
+    for col in ("horizon", "model", "seasonal naive", "persistence", "hour-of-week mean", "MASE", "gate"):
+        t.add_column(col)
+    for h, ms in result.metrics.items():
+        d = result.decisions[h]
+        t.add_row(f"{h} min", f"{ms['model']['wape']:.4f}", f"{ms['seasonal_naive']['wape']:.4f}",
+                  f"{ms['persistence']['wape']:.4f}", f"{ms['hour_of_week_mean']['wape']:.4f}",
+                  f"{ms['model']['mase']:.3f}", f"v{d.version} -> {d.alias}")
+    decisions = [Text.from_markup(f"[bold]{d.model_name}[/] v{d.version}: "
+                                  f"{'promoted' if d.promoted else 'not promoted'} — {d.reason}")
+                 for d in result.decisions.values()]
+    timings = "timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items() if isinstance(v, float))
+    return Group(t, *decisions, Text(timings))
