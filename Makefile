@@ -25,5 +25,10 @@ test-integration: install
 down:
 	@if [ -x $(RIDECAST) ]; then $(RIDECAST) down; fi
 
+# ruff (style, bugs) and import-linter (the layer contracts in pyproject.toml)
+lint: install
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/lint-imports
+
 bench: install
 	@$(PY) -m benchmarks.run_all

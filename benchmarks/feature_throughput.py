@@ -24,8 +24,9 @@ What it does, in a throw-away state dir:
 6. runs the same SQL in batch mode over the same file (``ridecast.stack.pipeline.backfill``) and times its
    tasks from Flink's log (first task RUNNING -> job FINISHED), plus the Iceberg commit that follows.
 
-Baselines, in the output: the source ceiling of step 3, the Nexmark q5 sliding-window figure (~22,000 events/s per core, the reference the
-project's issue names), the goal (>= 50,000 events/s per slot) and the batch run of this same job.
+Baselines, in the output: the source ceiling of step 3, the Nexmark q5 sliding-window figure (~22,000 events/s
+per core, the reference the project's issue names), the goal (>= 50,000 events/s per slot) and the batch run of
+this same job.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ GOAL_PER_SLOT = 50_000.0
 def write_events(path: Path, n: int, settings: Settings, seed: int = 7) -> dict[str, Any]:
     """N simulated events (event-time order) + one closing heartbeat, as JSONL. Returns counts and times."""
     from ridecast.events import HEARTBEAT, load_zones, make_event
-    from ridecast.sources.producer import default_close_after
     from ridecast.sources.deliver import write_jsonl
+    from ridecast.sources.producer import default_close_after
     from ridecast.sources.simulate import simulate_events
 
     scale = max(1.0, n / 200_000)  # ~100k events per simulated day at scale 1

@@ -13,8 +13,9 @@
     .venv/bin/python -m benchmarks.forecast_accuracy --bikeshare islp --via pipeline --cutoff-minutes 60 --horizons 60
     # the same, backtesting several 7-day windows (each ends at its --as-of; 'end' = the data's end), one row each,
     # with the feature-group ablation
-    .venv/bin/python -m benchmarks.forecast_accuracy --bikeshare islp --via pipeline --cutoff-minutes 60 --horizons 60 \
-        --local --as-of 2011-06-12,2011-10-16,2011-11-20,2011-12-18,end --ablation --name forecast_accuracy_bikeshare_weeks
+    .venv/bin/python -m benchmarks.forecast_accuracy --bikeshare islp --via pipeline --cutoff-minutes 60 \
+        --horizons 60 --local --as-of 2011-06-12,2011-10-16,2011-11-20,2011-12-18,end --ablation \
+        --name forecast_accuracy_bikeshare_weeks
 
 Hourly source data (Bikeshare): ``ridecast ingest`` spreads each hour's count evenly over the hour, so at a
 cut-off inside an hour the events already seen reveal the rest of that hour: sub-hour cut-offs and horizons
@@ -106,7 +107,7 @@ def fetch_islp_bikeshare(dest_dir) -> str:
 
 
 def _bikeshare(settings, csv_path, via: str) -> dict:
-    """Bikeshare.csv (day of year + hour, counts) -> long CSV (time, place, count) -> ridecast.sources.ingest mapping."""
+    """Bikeshare.csv (day of year + hour, counts) -> long CSV (time, place, count) -> ridecast.sources.ingest."""
     import pandas as pd
 
     from ridecast.sources.ingest import ingest, map_file
@@ -115,9 +116,11 @@ def _bikeshare(settings, csv_path, via: str) -> dict:
     if csv_path == "islp":
         csv_path = fetch_islp_bikeshare(settings.state_dir)
     raw = pd.read_csv(csv_path)
-    ts = pd.Timestamp("2011-01-01") + pd.to_timedelta(raw["day"] - 1, unit="D") + pd.to_timedelta(raw["hr"].astype(int), unit="h")
+    ts = (pd.Timestamp("2011-01-01") + pd.to_timedelta(raw["day"] - 1, unit="D")
+          + pd.to_timedelta(raw["hr"].astype(int), unit="h"))
     long = pd.concat(
-        [pd.DataFrame({"time": ts.dt.strftime("%Y-%m-%dT%H:%M:%S"), "place": k, "count": raw[k]}) for k in ("casual", "registered")]
+        [pd.DataFrame({"time": ts.dt.strftime("%Y-%m-%dT%H:%M:%S"), "place": k, "count": raw[k]})
+         for k in ("casual", "registered")]
     ).sort_values("time")
     path = settings.state_dir / "bikeshare_long.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,18 +195,19 @@ def _flag_note(h: int, e: dict) -> list[str]:
         f"h={h}: the model's WAPE is {e['gain_vs_seasonal_naive']:.0%} below seasonal naive "
         f"({e['gain_vs_best_baseline']:.0%} below the best gate baseline, {e['best_baseline']}): above 40%, flagged.",
         f"  Strong reference ({STRONG_REFERENCE} as the forecast: 4-week same-slot mean x (last h + 1) / (4-week mean "
-        f"of the h before + 1); same point-in-time features, nothing fitted): WAPE {sr['metrics']['wape']:.3f} vs model "
-        f"{e['metrics']['model']['wape']:.3f}, gain {sr['gain']:.1%}.",
+        f"of the h before + 1); same point-in-time features, nothing fitted): WAPE {sr['metrics']['wape']:.3f} "
+        f"vs model {e['metrics']['model']['wape']:.3f}, gain {sr['gain']:.1%}.",
     ]
     own = sr["own_gain_vs_seasonal_naive"]
     if sr["gain"] > 0.40:
         lines.append("  The model also beats this leak-free reference by more than 40%: treat it as probable leakage.")
     elif own > 0.40:
         lines.append(
-            f"  The reference, which cannot leak, is itself {own:.0%} below seasonal naive: the alarm is tripped by gate "
-            "baselines that are weak in this window (seasonal naive and the hour-of-week mean miss a change of level, "
-            f"e.g. a holiday week; persistence misses the hour-to-hour shape); the model is a further {sr['gain']:.0%} "
-            "below the reference. That explains the size of the gain; it does not prove there is no leakage."
+            f"  The reference, which cannot leak, is itself {own:.0%} below seasonal naive: the alarm is tripped by "
+            "gate baselines that are weak in this window (seasonal naive and the hour-of-week mean miss a change of "
+            "level, e.g. a holiday week; persistence misses the hour-to-hour shape); the model is a further "
+            f"{sr['gain']:.0%} below the reference. That explains the size of the gain; it does not prove there is "
+            "no leakage."
         )
     else:
         lines.append(
@@ -259,7 +263,8 @@ def _run_one(settings, args, as_of, horizons, backend) -> dict:
 
         result = training.train(settings, horizons, args.workers, backend=backend, progress=print)
         outcome = result.outcome
-        gate = {h: f"v{d.version} {'promoted' if d.promoted else 'rejected'}: {d.reason}" for h, d in result.decisions.items()}
+        gate = {h: f"v{d.version} {'promoted' if d.promoted else 'rejected'}: {d.reason}"
+                for h, d in result.decisions.items()}
     else:
         outcome = run_backtest_and_fit(lake, settings, horizons, workers=args.workers, backend=backend, progress=print)
         gate = {}
@@ -275,7 +280,8 @@ def _run_one(settings, args, as_of, horizons, backend) -> dict:
         rows.append((f"h={h} WAPE model", f"{m['model']['wape']:.4f}",
                      f"SN {m['seasonal_naive']['wape']:.4f} | persist {m['persistence']['wape']:.4f} | "
                      f"HoW mean {m['hour_of_week_mean']['wape']:.4f}"))
-        rows.append((f"h={h} MAE / RMSE / MASE", f"{m['model']['mae']:.2f} / {m['model']['rmse']:.2f} / {m['model']['mase']:.3f}",
+        rows.append((f"h={h} MAE / RMSE / MASE",
+                     f"{m['model']['mae']:.2f} / {m['model']['rmse']:.2f} / {m['model']['mase']:.3f}",
                      f"SN MAE {m['seasonal_naive']['mae']:.2f}, RMSE {m['seasonal_naive']['rmse']:.2f}"))
         flagged = e["gain_vs_seasonal_naive"] > 0.40
         flag = " <-- > 40%: look for leakage (see below)" if flagged else ""
@@ -301,7 +307,8 @@ def _run_one(settings, args, as_of, horizons, backend) -> dict:
 
         fr = training.forecast_batch(settings)
         forecast = {"rows": fr.rows, "seconds": fr.seconds, "versions": fr.versions, "skipped": fr.skipped}
-        rows.append(("forecast-batch (all zones x horizons)", f"{fr.seconds:.1f} s", f"{fr.rows} rows at {fr.feature_time}"))
+        rows.append(("forecast-batch (all zones x horizons)", f"{fr.seconds:.1f} s",
+                     f"{fr.rows} rows at {fr.feature_time}"))
     tz = settings.training.timezone
     window = _local_window(outcome, tz)
     print_table(f"Backtest over the last {settings.training.backtest_days} days "
@@ -333,8 +340,10 @@ def _summary(weeks: list[dict], tz: str) -> list[dict]:
                 "as_of": "end" if w["as_of"] is None else _fmt_local(w["as_of"], tz),
                 "window": w["backtest_window_local"], "horizon": h, "model": m["model"]["wape"],
                 **{b: m[b]["wape"] for b in BASELINES}, "strong_reference": e["strong_reference"]["metrics"]["wape"],
-                "gain_vs_seasonal_naive": e["gain_vs_seasonal_naive"], "gain_vs_best_baseline": e["gain_vs_best_baseline"],
-                "gain_vs_strong_reference": e["strong_reference"]["gain"], "flagged": e["gain_vs_seasonal_naive"] > 0.40,
+                "gain_vs_seasonal_naive": e["gain_vs_seasonal_naive"],
+                "gain_vs_best_baseline": e["gain_vs_best_baseline"],
+                "gain_vs_strong_reference": e["strong_reference"]["gain"],
+                "flagged": e["gain_vs_seasonal_naive"] > 0.40,
                 **{f"ablation_{k}": v for k, v in e.get("ablation", {}).items()},
             })
     return out
@@ -395,12 +404,14 @@ def main() -> None:
                     help="cut-off grid; use 60 for data that was hourly counts (see module docstring)")
     ap.add_argument("--backtest-days", type=int, default=None)
     ap.add_argument("--as-of", default=None,
-                    help="end the backtest here instead of at the data's end: ISO date/time (naive = training.timezone, "
-                         "after ingest settings) or 'end'; comma-separated for several weeks, one row each "
-                         "(e.g. 2011-06-12,2011-10-16,end)")
+                    help="end the backtest here instead of at the data's end: ISO date/time "
+                         "(naive = training.timezone, after ingest settings) or 'end'; comma-separated for several "
+                         "weeks, one row each (e.g. 2011-06-12,2011-10-16,end)")
     ap.add_argument("--ablation", action="store_true",
                     help="also backtest the model on only calendar / calendar+recent_h / calendar+lags features")
-    ap.add_argument("--bikeshare", type=str, default=None, help="Bikeshare.csv path, or 'islp' to fetch it from the ISLP wheel; ingested into a throw-away lake")
+    ap.add_argument("--bikeshare", type=str, default=None,
+                    help="Bikeshare.csv path, or 'islp' to fetch it from the ISLP wheel; ingested into a throw-away "
+                         "lake")
     ap.add_argument("--name", default="forecast_accuracy", help="results/<name>.json")
     a = ap.parse_args()
     if a.bikeshare:
@@ -413,7 +424,8 @@ def main() -> None:
     elif a.simulate_days:
         with bench_settings("accuracy") as s:
             sim = _simulate(s, a.simulate_days, a.via, a.scale, a.seed)
-            print(f"simulated {sim['events']:,} events over {a.simulate_days} days via {a.via} in {sim['seconds']:.0f}s")
+            print(f"simulated {sim['events']:,} events over {a.simulate_days} days via {a.via} "
+                  f"in {sim['seconds']:.0f}s")
             res = _run(s, a)
             res["simulated"] = sim
     else:

@@ -45,10 +45,9 @@ def main() -> None:
         res = _measure(get_settings(), a.repeat)
     else:
         with bench_settings("forecast-batch") as s:
+            import training
             from ridecast.sources.simulate import simulate_events
             from tests.lake_fixtures import write_lake
-
-            import training
 
             end = (datetime.now(timezone.utc) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
             t0 = time.perf_counter()

@@ -156,8 +156,14 @@ def gold_visibility(settings: Settings) -> tuple[dict[tuple[str, int, int], int]
 def run(duration_s: float = 300.0, rate: float = 200.0, keep: bool = False, iceberg_wait_s: float = 180.0,
         online_idle_s: float = 20.0) -> dict[str, Any]:
     from ridecast.events import load_zones
-    from ridecast.stack.pipeline import committer_process, feature_job_process, start_committer, start_stream, stop_stream
     from ridecast.sources.producer import produce
+    from ridecast.stack.pipeline import (
+        committer_process,
+        feature_job_process,
+        start_committer,
+        start_stream,
+        stop_stream,
+    )
 
     env = {k: os.environ.get(k, v) for k, v in FRESHNESS_DEFAULTS.items()}
     with bench_settings("freshness", keep=keep, **env) as settings, MemorySampler(settings) as mem:

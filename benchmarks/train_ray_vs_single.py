@@ -197,7 +197,8 @@ def main() -> None:
     top_cpu = ", ".join(f"{k.removeprefix('ray::')} {v:.1f}" for k, v in list(ray["cpu_by_process_s"].items())[:7])
     rows = [
         ("rows x features", f"{built['rows']:,} x {built['features']}", f"{a.rounds} rounds, {a.cpus} cores"),
-        ("single: load + DMatrix + train", f"{one['total_s']:.1f} s", f"train {one['fit_s']:.1f} s, load {one['load_s']:.1f} s"),
+        ("single: load + DMatrix + train", f"{one['total_s']:.1f} s",
+         f"train {one['fit_s']:.1f} s, load {one['load_s']:.1f} s"),
         ("ray: cluster start", f"{ray_cluster:.1f} s",
          f"ray.init {ray.get('ray_init_s', 0):.1f} + import ray.train {ray.get('ray_train_import_s', 0):.1f}"
          f" + coordinator actor {ray.get('ray_train_coordinator_s', 0):.1f}"),
@@ -205,7 +206,8 @@ def main() -> None:
         ("ray: trainer.fit", f"{ray['fit_s']:.1f} s", f"workers' own loop {ray['loop_s']:.1f} s"),
         ("  fit() -> first line of the loop", f"{ray.get('fit_to_loop_s', float('nan')):.1f} s",
          f"controller up {ph.get('fit_to_controller_up_s', float('nan')):.1f}, worker actors "
-         f"{ph.get('worker_actors_created_s', float('nan')):.1f}, train context {ph.get('train_context_init_s', float('nan')):.1f}"),
+         f"{ph.get('worker_actors_created_s', float('nan')):.1f}, "
+         f"train context {ph.get('train_context_init_s', float('nan')):.1f}"),
         ("  loop end -> fit() returns", f"{ray.get('loop_to_return_s', float('nan')):.1f} s",
          "report + checkpoint, controller poll, worker group shutdown"),
         ("ray: trainer overhead (fit - loop)", f"{ray['fit_s'] - ray['loop_s']:.1f} s", ""),

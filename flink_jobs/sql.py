@@ -84,9 +84,10 @@ def rules_literal(spec: JobSpec) -> str:
     return json.dumps({
         "fields": fields, "schema_version": SCHEMA_VERSION, "max_id_length": MAX_ID_LENGTH,
         "event_types": [*EVENT_TYPES, HEARTBEAT], "zones": list(spec.zones),
-        "max_payload_bytes": spec.max_payload_bytes, "max_future_skew_ms": spec.max_future_skew_s * 1000, "max_event_age_ms": spec.max_event_age_days * 86_400_000,
-        "reasons": {"invalid_json": Reason.INVALID_JSON, "too_large": Reason.TOO_LARGE, "bad_version": Reason.BAD_VERSION,
-                    "id_too_long": Reason.ID_TOO_LONG, "bad_type": Reason.BAD_TYPE,
+        "max_payload_bytes": spec.max_payload_bytes, "max_future_skew_ms": spec.max_future_skew_s * 1000,
+        "max_event_age_ms": spec.max_event_age_days * 86_400_000,
+        "reasons": {"invalid_json": Reason.INVALID_JSON, "too_large": Reason.TOO_LARGE,
+                    "bad_version": Reason.BAD_VERSION, "id_too_long": Reason.ID_TOO_LONG, "bad_type": Reason.BAD_TYPE,
                     "unknown_zone": Reason.UNKNOWN_ZONE, "future": Reason.FUTURE, "too_old": Reason.TOO_OLD},
     }, separators=(",", ":"), sort_keys=True)
 
@@ -103,8 +104,8 @@ CHECK_FIELDS = ("event_id", "event_time_ms", "event_type", "pickup_zone", "dropo
 # ``ridecast_event_time``: the source's event time, one regex scan of the text (``events.event_time_in_text``).
 EVENT_TIME_FUNCTION = "ridecast_event_time"
 EVENT_TIME_CLASS = "ridecast.flink.EventTimeInText"
-# ``ridecast_json_line``: a row as one JSON line (UTF-8 bytes) for the sinks that see every event (bronze, silver), written
-# with the raw format; Flink's json format built and serialized a Jackson tree per row, ~12 us per event.
+# ``ridecast_json_line``: a row as one JSON line (UTF-8 bytes) for the sinks that see every event (bronze, silver),
+# written with the raw format; Flink's json format built and serialized a Jackson tree per row, ~12 us per event.
 JSON_LINE_FUNCTION = "ridecast_json_line"
 JSON_LINE_CLASS = "ridecast.flink.JsonLine"
 

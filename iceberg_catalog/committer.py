@@ -189,7 +189,7 @@ class Committer:
                     stats.retries += 1
                     table = self.catalog.load_table(ident)
                     if set(names) & committed_names(table):
-                        raise RuntimeError(f"{ident}: files committed by another committer: {names[:3]}…")
+                        raise RuntimeError(f"{ident}: files committed by another committer: {names[:3]}…") from None
                     time.sleep(min(0.1 * 2**attempt, 2.0))
             else:
                 raise RuntimeError(f"{ident}: gave up after repeated commit conflicts")

@@ -25,7 +25,6 @@ import datetime as dt
 import itertools
 import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -180,7 +179,8 @@ def _partition_label(table: "Table", spec_id: int, partition) -> str:
     spec = table.specs()[spec_id]
     if spec.is_unpartitioned():
         return "(unpartitioned)"
-    return ", ".join(f"{f.name}={f.transform.to_human_string(table.schema().find_field(f.source_id).field_type, partition[i])}"
+    schema = table.schema()
+    return ", ".join(f"{f.name}={f.transform.to_human_string(schema.find_field(f.source_id).field_type, partition[i])}"
                      for i, f in enumerate(spec.fields))
 
 
@@ -274,7 +274,8 @@ def _compact_partition(
         partition = tasks[0].file.partition
         rows = _sorted(table, _read_group(table, tasks))
         try:
-            snapshot_id = _commit_rewrite(table, tasks, rows, _partition_predicate(table, spec_id, partition), target_bytes)
+            predicate = _partition_predicate(table, spec_id, partition)
+            snapshot_id = _commit_rewrite(table, tasks, rows, predicate, target_bytes)
         except (CommitFailedException, ValidationException):
             if on_retry:
                 on_retry(attempt)

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from ridecast.stack.maintain import MaintainReport
     from training import TrainResult
 
-__all__ = ["down_text", "spinner", "ingest_table", "key_value_table", "maintain_table", "simulation_table", "status_view",
-           "train_view", "up_text"]
+__all__ = ["down_text", "ingest_table", "key_value_table", "maintain_table", "simulation_table", "spinner",
+           "status_view", "train_view", "up_text"]
 
 
 def key_value_table(title: str, rows: list[tuple[str, object]]) -> Table:

@@ -46,7 +46,8 @@ def events_frame(events: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
     return df[_SILVER_COLS].reset_index(drop=True)
 
 
-def gold_windows(silver: pd.DataFrame, window_minutes: Iterable[int] = (15, 60), slide_minutes: int = 5) -> pd.DataFrame:
+def gold_windows(silver: pd.DataFrame, window_minutes: Iterable[int] = (15, 60),
+                 slide_minutes: int = 5) -> pd.DataFrame:
     """HOP-window rows exactly as the Flink job defines them (see module docstring), computed with pandas."""
     df = silver
     if df.empty:
@@ -85,7 +86,8 @@ def gold_windows(silver: pd.DataFrame, window_minutes: Iterable[int] = (15, 60),
             # windows ending after the last bucket (up to t1 + w) still hold its events
             tail = pd.date_range(t1 + slide, t1 + pd.Timedelta(minutes=w) - slide, freq=slide)
             r = part.reindex(grid.append(tail)).rolling(k, min_periods=1)
-            sums = r[["req", "comp", "canc", "ev", "fare_sum", "fare_n", "wait_sum", "wait_n", "surge_sum", "surge_n"]].sum()
+            sums = r[["req", "comp", "canc", "ev", "fare_sum", "fare_n", "wait_sum", "wait_n", "surge_sum",
+                      "surge_n"]].sum()
             maxes = r[["fare_max", "wait_max"]].max()
             ends = sums.index + slide
             frame = pd.DataFrame(
@@ -176,7 +178,8 @@ def synthetic_events(
         comp = pd.DataFrame({"event_time": times[done] + pd.to_timedelta(rng.uniform(300, 1500, done.sum()), unit="s"),
                              "event_type": "completed", "pickup_zone": zone, "fare": rng.uniform(8, 40, done.sum())})
         canc_m = kind > 0.9
-        canc = pd.DataFrame({"event_time": times[canc_m] + pd.to_timedelta(rng.uniform(30, 300, canc_m.sum()), unit="s"),
+        canc_delay = pd.to_timedelta(rng.uniform(30, 300, canc_m.sum()), unit="s")
+        canc = pd.DataFrame({"event_time": times[canc_m] + canc_delay,
                              "event_type": "cancelled", "pickup_zone": zone})
         rows += [req, comp, canc]
     df = pd.concat(rows, ignore_index=True)

@@ -50,10 +50,12 @@ def assert_features_equal(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     assert len(actual) == len(expected), f"{len(actual)} windows, expected {len(expected)}"
     assert not actual.duplicated(KEY).any(), "duplicated window keys"
     for col in KEY + ["requests", "completions", "cancellations", "events"]:
-        pd.testing.assert_series_equal(actual[col].astype(str) if col == "window_end" else actual[col].astype("int64")
-                                       if col != "zone" else actual[col],
-                                       expected[col].astype(str) if col == "window_end" else expected[col].astype("int64")
-                                       if col != "zone" else expected[col], check_names=False)
+        def as_compared(frame: pd.DataFrame, col: str = col) -> pd.Series:
+            if col == "zone":
+                return frame[col]
+            return frame[col].astype(str) if col == "window_end" else frame[col].astype("int64")
+
+        pd.testing.assert_series_equal(as_compared(actual), as_compared(expected), check_names=False)
     for col in ["fare_sum", "fare_mean", "fare_max", "wait_mean", "wait_max", "surge_mean"]:
         pd.testing.assert_series_equal(actual[col].astype(float), expected[col].astype(float), check_names=False,
                                        rtol=1e-9)

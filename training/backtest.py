@@ -163,7 +163,8 @@ def run_backtest_and_fit(
         keep = ~np.isnan(bt["seasonal_naive"].to_numpy())
         bt, bt_x = bt[keep].reset_index(drop=True), bt_x[keep].reset_index(drop=True)
         metrics = {
-            m: score(bt["y"].to_numpy(), bt[m].to_numpy(), bt["seasonal_naive"].to_numpy()) for m in ["model", *BASELINES]
+            m: score(bt["y"].to_numpy(), bt[m].to_numpy(), bt["seasonal_naive"].to_numpy())
+            for m in ["model", *BASELINES]
         }
         out[h] = HorizonOutcome(h, features, fit.models[f"h{h}/final"], bt, len(frame), plan["until"], metrics, bt_x)
     timings = {"build_s": t_build, **fit.timings}

@@ -100,7 +100,8 @@ def lake_from_frames(
         # windows coming for up to an hour. Those windows are not "zero demand", they are "no data": cap the
         # watermark at the last request. In a live stream the two are seconds apart, so this changes nothing.
         watermark = min(watermark, _floor(times.max()) + SLIDE)
-    zone_list = sorted(set(req["pickup_zone"]) | set(gold["zone"] if len(gold) else [])) if zones is None else list(zones)
+    zone_list = (sorted(set(req["pickup_zone"]) | set(gold["zone"] if len(gold) else [])) if zones is None
+                 else list(zones))
     zone_pos = {z: i for i, z in enumerate(zone_list)}
     starts = [times.min() if len(times) else watermark]
     if len(gold):

@@ -75,7 +75,8 @@ def _gold_watermark(settings: "Settings") -> pd.Timestamp:
         raise RuntimeError("gold.zone_features is empty: nothing to forecast from")
     wm = pd.Timestamp(pc.max(ends).as_py())
     recent = load_table(cat, "silver.trip_events").scan(
-        row_filter=And(EqualTo("event_type", "requested"), GreaterThanOrEqual("event_time", (wm - pd.Timedelta(days=1)).isoformat())),
+        row_filter=And(EqualTo("event_type", "requested"),
+                       GreaterThanOrEqual("event_time", (wm - pd.Timedelta(days=1)).isoformat())),
         selected_fields=("event_time",),
     ).to_arrow().column("event_time")
     if len(recent):
@@ -83,7 +84,8 @@ def _gold_watermark(settings: "Settings") -> pd.Timestamp:
     return wm
 
 
-def forecast_batch(settings: "Settings", at: pd.Timestamp | datetime | str | None = None, horizons: list[int] | None = None) -> ForecastResult:
+def forecast_batch(settings: "Settings", at: pd.Timestamp | datetime | str | None = None,
+                   horizons: list[int] | None = None) -> ForecastResult:
     """Forecast every zone x horizon from the champions as of ``at`` (default: the latest closed window)."""
     from pyiceberg.expressions import EqualTo
 
@@ -139,7 +141,8 @@ def _actual_counts(settings: "Settings", keys: pd.DataFrame) -> np.ndarray:
     ev = read_table(
         settings,
         "silver.trip_events",
-        And(EqualTo("event_type", "requested"), And(GreaterThanOrEqual("event_time", lo.isoformat()), LessThan("event_time", hi.isoformat()))),
+        And(EqualTo("event_type", "requested"),
+            And(GreaterThanOrEqual("event_time", lo.isoformat()), LessThan("event_time", hi.isoformat()))),
         ("event_time", "pickup_zone"),
     )
     out = np.zeros(len(keys), dtype=np.int64)
@@ -175,7 +178,8 @@ def update_accuracy(settings: "Settings") -> int:
         fc[c] = pd.to_datetime(fc[c], utc=True)
     fc = fc.reset_index(drop=True)
     actual = _actual_counts(settings, fc)
-    acc = fc[["zone", "horizon_min", "feature_time", "target_start", "target_end", "predicted_requests", "model_name", "model_version"]].copy()
+    acc = fc[["zone", "horizon_min", "feature_time", "target_start", "target_end", "predicted_requests", "model_name",
+              "model_version"]].copy()
     acc["actual_requests"] = actual
     acc["error"] = acc["predicted_requests"] - acc["actual_requests"]
     acc["abs_error"] = acc["error"].abs()

@@ -45,7 +45,8 @@ def append_frame(
     return len(df)
 
 
-def read_table(settings: "Settings", identifier: str, row_filter=None, columns: tuple[str, ...] = ("*",)) -> pd.DataFrame:
+def read_table(settings: "Settings", identifier: str, row_filter=None,
+               columns: tuple[str, ...] = ("*",)) -> pd.DataFrame:
     table = load_table(open_catalog(settings), identifier)
     kwargs = {"selected_fields": columns}
     if row_filter is not None:

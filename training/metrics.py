@@ -49,7 +49,8 @@ def score(y, p, naive) -> dict[str, float]:
     return {"mae": mae(y, p), "rmse": rmse(y, p), "wape": wape(y, p), "mase": mase(y, p, naive), "n": float(len(y))}
 
 
-def breakdown(bt: pd.DataFrame, pred_cols: list[str], by: list[str] | None, naive_col: str = "seasonal_naive") -> pd.DataFrame:
+def breakdown(bt: pd.DataFrame, pred_cols: list[str], by: list[str] | None,
+              naive_col: str = "seasonal_naive") -> pd.DataFrame:
     """Metrics of each prediction column, grouped by ``by`` (``None`` = overall); long format.
 
     ``bt`` needs ``y``, the prediction columns and ``naive_col``. Returns columns ``by + [model, mae, rmse, wape,

@@ -105,7 +105,8 @@ def decide(
     if not wape_new < best_baseline_wape:
         return False, f"WAPE {wape_new:.4f} does not beat the best baseline {best_baseline} ({best_baseline_wape:.4f})"
     if champion_wape is None:
-        return True, f"no champion yet; WAPE {wape_new:.4f} beats the best baseline {best_baseline} ({best_baseline_wape:.4f})"
+        return True, (f"no champion yet; WAPE {wape_new:.4f} beats the best baseline {best_baseline} "
+                      f"({best_baseline_wape:.4f})")
     cand = wape_new if wape_new_on_champion_rows is None else wape_new_on_champion_rows
     suffix = f" ({note})" if note else ""
     if not cand < champion_wape:
@@ -269,7 +270,8 @@ def register_run(
     return run.info.run_id, decisions
 
 
-def _record(settings: "Settings", decisions: dict[int, GateDecision], outcome: "TrainingOutcome", run_id: str, now) -> None:
+def _record(settings: "Settings", decisions: dict[int, GateDecision], outcome: "TrainingOutcome", run_id: str,
+            now) -> None:
     from training.lake_io import append_frame
 
     rows = []

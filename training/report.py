@@ -137,7 +137,8 @@ def _accuracy_over_time(bt: pd.DataFrame | None, live: pd.DataFrame | None, outd
             ax.plot(d.index, d["seasonal_naive"], ls="--", alpha=0.6, label=f"backtest seasonal naive h={h}")
     if live is not None and not live.empty:
         for h in sorted(live["horizon_min"].unique()):
-            d = _daily_wape(live[live["horizon_min"] == h], tz, ["predicted_requests"], "target_start", "actual_requests")
+            d = _daily_wape(live[live["horizon_min"] == h], tz, ["predicted_requests"], "target_start",
+                            "actual_requests")
             ax.plot(d.index, d["predicted_requests"], marker="s", lw=2, label=f"live forecasts h={h}")
     ax.set_ylabel("daily WAPE")
     ax.set_title("Accuracy over time", fontsize=9)
@@ -195,7 +196,8 @@ def write_report(settings: "Settings", out: Path | None = None, zones: Sequence[
     if not promos.empty:
         cols = ["decided_at", "model_name", "version", "previous_champion_version", "decision", "wape",
                 "champion_wape", "best_baseline", "best_baseline_wape", "actor", "reason"]
-        sections.append("<h2>Promotion history (ops.model_promotions)</h2>" + _table(promos.sort_values("decided_at")[cols]))
+        sections.append("<h2>Promotion history (ops.model_promotions)</h2>"
+                        + _table(promos.sort_values("decided_at")[cols]))
     imgs = "".join(
         f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
         f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{html.escape(p.stem.replace("_", " "))}'

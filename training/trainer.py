@@ -163,7 +163,8 @@ def _run_tasks(config: dict[str, Any], rank: int, world: int, get) -> dict[str, 
     for key, ref, keep in config["tasks"]:
         X, y, X_pred = get(ref)
         dtrain = xgb.QuantileDMatrix(
-            X[rank::world], y[rank::world], feature_names=config["features"], max_bin=config["params"].get("max_bin", 256)
+            X[rank::world], y[rank::world], feature_names=config["features"],
+            max_bin=config["params"].get("max_bin", 256),
         )
         bst = xgb.train(config["params"], dtrain, num_boost_round=config["rounds"], verbose_eval=False)
         if rank == 0:

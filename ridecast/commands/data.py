@@ -80,7 +80,8 @@ def ingest(
     from rich.console import Console
 
     from ridecast.config import get_settings
-    from ridecast.sources.ingest import IngestError, ingest as run_ingest
+    from ridecast.sources.ingest import IngestError
+    from ridecast.sources.ingest import ingest as run_ingest
     from ridecast.views import ingest_table
 
     try:

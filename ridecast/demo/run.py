@@ -99,7 +99,8 @@ def _backfill_history(p: DemoPlan, settings: Settings, console: Console) -> None
     from ridecast.sources.simulate import simulate_events
     from ridecast.stack.pipeline import backfill
 
-    path = settings.state_dir / "backfill" / f"demo-history-{p.seed}-{p.history_start:%Y%m%d}-{p.history_end:%Y%m%d%H}.jsonl"
+    name = f"demo-history-{p.seed}-{p.history_start:%Y%m%d}-{p.history_end:%Y%m%d%H}.jsonl"
+    path = settings.state_dir / "backfill" / name
     if not path.exists():  # a warm rerun reuses the file: the same seed gives the same events
         with console.status(f"simulating {(p.history_end - p.history_start).days} days of history…"):
             d = deliver(simulate_events(p.history_start, p.history_end - p.history_start, seed=p.seed,

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -36,8 +36,8 @@ from ridecast.events import Zone, make_event
 from ridecast.sources.deliver import Delivery, Target, deliver
 from ridecast.sources.demand import MINUTES, SGT, as_local, day_demand, local_days, resolve_zones
 
-__all__ = ["CANCELLED_SUFFIX", "COMPLETED_SUFFIX", "REQUESTED_SUFFIX", "SimulationResult", "default_start", "run_simulation",
-           "simulate_events", "trip_id"]
+__all__ = ["CANCELLED_SUFFIX", "COMPLETED_SUFFIX", "REQUESTED_SUFFIX", "SimulationResult", "default_start",
+           "run_simulation", "simulate_events", "trip_id"]
 
 STREAM_TRIPS = 3
 REQUESTED_SUFFIX, COMPLETED_SUFFIX, CANCELLED_SUFFIX = "req", "done", "cxl"

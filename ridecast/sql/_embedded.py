@@ -191,7 +191,8 @@ class EmbeddedEngine:
         inspect = table.inspect
         if kind == "properties":
             props = table.properties
-            return pa.table({"key": pa.array(list(props), pa.string()), "value": pa.array(list(props.values()), pa.string())})
+            return pa.table({"key": pa.array(list(props), pa.string()),
+                             "value": pa.array(list(props.values()), pa.string())})
         if kind == "partitions" and table.current_snapshot() is None:
             return pa.table({"partition": pa.array([], pa.string()), "record_count": pa.array([], pa.int64()),
                              "file_count": pa.array([], pa.int64()), "total_size": pa.array([], pa.int64())})

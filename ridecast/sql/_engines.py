@@ -50,7 +50,8 @@ class EngineSpec:
 
 
 ENGINES: dict[str, EngineSpec] = {
-    "trino": EngineSpec("trino", _trino, lambda s: bool(s.sql.trino_url), "Trino server (sql.trino_url), SQL as written"),
+    "trino": EngineSpec("trino", _trino, lambda s: bool(s.sql.trino_url),
+                        "Trino server (sql.trino_url), SQL as written"),
     "embedded": EngineSpec("embedded", _embedded, lambda s: True, "DuckDB in-process, Trino SQL translated"),
 }
 

@@ -173,7 +173,8 @@ def _rewrite_tables(
         if version is not None:
             kind = str(version.this).lower()
             if kind not in {"version", "timestamp"} or str(version.args.get("kind", "")).upper() != "AS OF":
-                raise UnsupportedSqlError(f"FOR {version.this} {version.args.get('kind')}", "use FOR VERSION AS OF <id>")
+                raise UnsupportedSqlError(f"FOR {version.this} {version.args.get('kind')}",
+                                          "use FOR VERSION AS OF <id>")
             view = f"{name}$tt{len(travels)}"
             value_sql = version.expression.sql(dialect="duckdb")
             travels.append(TimeTravelRef(ns, name, kind, value_sql, view))

@@ -18,11 +18,11 @@ from iceberg_catalog.catalog import open_catalog
 from iceberg_catalog.committer import Committer
 from ridecast.config import CatalogSettings, Settings
 from ridecast.events import load_zones, reject_reason
-from ridecast.stack.pipeline import feature_job_process, start_stream, stop_stream
 from ridecast.sources.producer import produce
 from ridecast.sources.simulate import simulate_events
 from ridecast.sql import run_sql
 from ridecast.stack.broker import ensure_topics
+from ridecast.stack.pipeline import feature_job_process, start_stream, stop_stream
 from tests.reference import as_frame, assert_features_equal, reference_features
 from tests.streaming import hostile_messages, stream_env, wait_for
 

@@ -94,7 +94,7 @@ def test_round_trip_every_event_once_and_heartbeats_everywhere(three_partitions)
     close_ms = stats.last_event_ms + int(default_close_after(s).total_seconds() * 1000)
     ts = [e["event_time_ms"] for e in events]
     max_event_gap = max(b - a for a, b in zip(ts, ts[1:]))
-    for p, times in per_part.items():
+    for times in per_part.values():
         times = sorted(times)
         assert times[0] == stats.first_event_ms and times[-1] == close_ms
         gaps = [b - a for a, b in zip(times[:-1], times[1:-1])]

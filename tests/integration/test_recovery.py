@@ -13,6 +13,9 @@ import pytest
 
 from iceberg_catalog.catalog import open_catalog
 from ridecast.events import load_zones
+from ridecast.sources.producer import produce
+from ridecast.sources.simulate import simulate_events
+from ridecast.stack.broker import ensure_topics
 from ridecast.stack.pipeline import (
     committer_process,
     feature_job_process,
@@ -21,9 +24,6 @@ from ridecast.stack.pipeline import (
     start_stream,
     stop_stream,
 )
-from ridecast.sources.producer import produce
-from ridecast.sources.simulate import simulate_events
-from ridecast.stack.broker import ensure_topics
 from tests.reference import as_frame, assert_features_equal, reference_features
 from tests.streaming import stream_env, wait_for
 

@@ -117,7 +117,8 @@ def test_time_travel_sees_each_snapshot(lake):
     ts1 = table.snapshot_by_id(s1).timestamp_ms
     literal = dt.datetime.fromtimestamp(ts1 / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     expected = table.scan(snapshot_id=table.snapshot_as_of_timestamp(ts1).snapshot_id).count()
-    got = run_sql(f"SELECT count(*) AS n FROM gold.zone_features FOR TIMESTAMP AS OF TIMESTAMP '{literal} UTC'", settings)
+    got = run_sql(f"SELECT count(*) AS n FROM gold.zone_features FOR TIMESTAMP AS OF TIMESTAMP '{literal} UTC'",
+                  settings)
     assert got.to_pylist() == [{"n": expected}]
     with pytest.raises(SqlError, match="no snapshot 1;"):
         run_sql(q.format(1), settings)
@@ -198,7 +199,8 @@ def test_cli_csv_json_and_errors(lake, tmp_path):
     out = runner.invoke(app, ["sql", "SELECT window_end FROM gold.zone_features ORDER BY window_end LIMIT 1",
                               "--format", "jsonl", "--output", str(target)])
     assert out.exit_code == 0, out.output
-    assert [json.loads(line) for line in target.read_text().splitlines()] == [{"window_end": "2024-05-01T08:15:00+00:00"}]
+    lines = target.read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [{"window_end": "2024-05-01T08:15:00+00:00"}]
     bad = runner.invoke(app, ["sql", "DROP TABLE gold.zone_features"])
     assert bad.exit_code == 2 and "read-only" in bad.stderr and "Traceback" not in bad.output
     assert len(bad.stderr.strip().splitlines()) == 1

@@ -52,7 +52,8 @@ def test_train_register_forecast_and_score(s):
     lake = load_lake(s)
     fr = training.forecast_batch(s)
     assert fr.feature_time == lake.watermark
-    assert fr.rows == len(ZONES) * 2 and fr.versions == {15: result.decisions[15].version, 60: result.decisions[60].version}
+    assert fr.rows == len(ZONES) * 2
+    assert fr.versions == {15: result.decisions[15].version, 60: result.decisions[60].version}
     again = training.forecast_batch(s)  # same cut-off: replaced, not duplicated
     fc = read_table(s, "gold.forecasts")
     assert len(fc) == len(ZONES) * 2 and again.rows == len(ZONES) * 2

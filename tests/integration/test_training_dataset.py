@@ -68,7 +68,8 @@ def test_boundaries_are_half_open_like_flink_windows(tmp_path):
     ev = [
         {"event_id": "bg", "event_time": base, "event_type": "requested", "pickup_zone": "A"},
         {"event_id": "at", "event_time": t, "event_type": "requested", "pickup_zone": "A"},
-        {"event_id": "before", "event_time": t - pd.Timedelta(microseconds=1), "event_type": "requested", "pickup_zone": "A"},
+        {"event_id": "before", "event_time": t - pd.Timedelta(microseconds=1), "event_type": "requested",
+         "pickup_zone": "A"},
         {"event_id": "end", "event_time": t + pd.Timedelta(minutes=15), "event_type": "requested", "pickup_zone": "A"},
         {"event_id": "tail", "event_time": t + pd.Timedelta(hours=3), "event_type": "requested", "pickup_zone": "A"},
     ]

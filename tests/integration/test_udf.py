@@ -20,8 +20,8 @@ import pytest
 from flink_jobs.sql import JobSpec, rules_literal
 from ridecast.config import Settings, repo_root
 from ridecast.events import EVENT_TIME_IN_TEXT, Reason, load_zones, make_event, parse_message, reject_reason
-from tests.streaming import hostile_messages
 from tests.integration.test_job_contract import NOW_MS, _corpus
+from tests.streaming import hostile_messages
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +122,7 @@ def test_seeded_random_corruptions_are_judged_as_the_oracle_judges_them(oracle):
                        separators=rng.choice([(",", ":"), (", ", ": ")])).encode() for i in range(50)]
     alphabet = b'{}[]":,.-+eE0123456789 \t\nabcnulltrue\\\xc3\xa9\xff'
     messages = []
-    for i in range(3000):
+    for _ in range(3000):
         m = bytearray(rng.choice(base))
         for _ in range(rng.randint(1, 3)):
             pos = rng.randrange(len(m) + 1)

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pytest
 
+from ridecast.events import load_zones
 from ridecast.sources.demand import (
     SGT,
     day_demand,
@@ -17,7 +18,6 @@ from ridecast.sources.demand import (
     kind_profile,
     rain_spells,
 )
-from ridecast.events import load_zones
 
 pytestmark = pytest.mark.unit
 

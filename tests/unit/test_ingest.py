@@ -13,7 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from ridecast.events import load_zones, reject_reason
 from ridecast.sources.ingest import IngestError, RejectReason, infer_period, ingest, map_file, parse_period, parse_times

@@ -9,9 +9,9 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pytest
 
-from ridecast.sources.demand import SGT, rain_spells
 from ridecast.events import load_zones, reject_reason
 from ridecast.sources.deliver import write_jsonl
+from ridecast.sources.demand import SGT, rain_spells
 from ridecast.sources.simulate import simulate_events, trip_id
 
 pytestmark = pytest.mark.unit
