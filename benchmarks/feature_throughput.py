@@ -158,7 +158,9 @@ def run_ceiling(settings: Settings, messages: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- streaming run
 def _bronze_folder(settings: Settings) -> Path:
-    return settings.staging_dir / "stream" / "bronze"
+    from iceberg_catalog.committer import stream_root
+
+    return stream_root(settings) / "bronze"
 
 
 class _LineCounter:

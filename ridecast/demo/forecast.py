@@ -38,7 +38,6 @@ def champions_cover(settings: "Settings", until: datetime) -> bool:
 
 
 def train_on_history(settings: "Settings", console: Console, p: "DemoPlan") -> None:
-
     import training
     from ridecast.views import spinner, train_view
 

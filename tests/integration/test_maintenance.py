@@ -128,16 +128,16 @@ def test_maintain_cleans_committed_staging_before_expiry_so_nothing_is_recommitt
     """
     import json
 
-    from iceberg_catalog.committer import Committer
+    from iceberg_catalog.committer import Committer, stream_root
     from ridecast.commands import maintain as maintain_cmd
 
-    folder = settings.staging_dir / "stream" / "silver"
+    folder = stream_root(settings) / "silver"
     folder.mkdir(parents=True)
     for i in range(3):
         (folder / f"part-m-0-{i}").write_text(json.dumps({
             "event_id": f"m{i}", "event_time": "2026-01-05T08:00:00Z", "event_type": "requested",
             "pickup_zone": "BEDOK"}) + "\n")
-        Committer(settings, settings.staging_dir / "stream").commit_pending()  # one snapshot per file
+        Committer(settings, stream_root(settings)).commit_pending()  # one snapshot per file
     app = typer.Typer()
     maintain_cmd.register(app)
     out = CliRunner().invoke(app, ["--older-than-hours", "0", "--retain-last", "1", "--staging-age-hours", "0"],
@@ -147,7 +147,7 @@ def test_maintain_cleans_committed_staging_before_expiry_so_nothing_is_recommitt
     assert list(folder.iterdir()) == []
     table = open_catalog(settings).load_table("silver.trip_events")
     assert len(table.snapshots()) == 1
-    Committer(settings, settings.staging_dir / "stream").commit_pending()  # a restarted committer
+    Committer(settings, stream_root(settings)).commit_pending()  # a restarted committer
     ids = table.refresh().scan().to_arrow().column("event_id").to_pylist()
     assert sorted(ids) == ["m0", "m1", "m2"]
 
