@@ -107,6 +107,7 @@ sync_env() {  # sync_env VENV LOCK [editable-project]
   echo "$want" >"$stamp"
 }
 
+if [[ ${1:-} == --print-uv ]]; then uv_bin; exit 0; fi  # tests/integration/test_bootstrap.py: first-run path
 need_java
 UV=$(uv_bin)
 sync_env .venv requirements/app.lock editable &
