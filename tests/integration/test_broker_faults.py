@@ -27,10 +27,10 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from iceberg_catalog.catalog import open_catalog
 from ridecast.config import Settings, get_settings
 from ridecast.events import Reason, load_zones, make_event
-from ridecast.pipeline import feature_job_process, start_committer, start_stream, stop_stream
-from ridecast.producer import produce
-from ridecast.simulate import simulate_events
+from ridecast.sources.producer import produce
+from ridecast.sources.simulate import simulate_events
 from ridecast.stack.broker import broker_process, ensure_topics, start_broker, stop_broker
+from ridecast.stack.pipeline import feature_job_process, start_committer, start_stream, stop_stream
 from tests.reference import as_frame, assert_features_equal, reference_features
 from tests.streaming import hostile_messages, wait_for
 
