@@ -37,12 +37,18 @@ def maintain(
     from rich.table import Table as RichTable
 
     from iceberg_catalog.catalog import load_table, open_catalog
-    from iceberg_catalog.maintenance import compact, expire_snapshots, remove_orphan_files
+    from iceberg_catalog.maintenance import Retention, RetentionError, compact, expire_snapshots, remove_orphan_files
     from iceberg_catalog.tables import TABLES
     from ridecast.config import get_settings
     from ridecast.pipeline import cleanup_committed_staging
 
     console = Console()
+    try:
+        retention = Retention(snapshot_age=dt.timedelta(hours=older_than_hours),
+                              staging_age=dt.timedelta(hours=staging_age_hours))
+    except RetentionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     settings = get_settings()
     idents = list(table) if table else list(TABLES)
     unknown = [i for i in idents if i not in TABLES]
@@ -62,7 +68,7 @@ def maintain(
     try:
         catalog = open_catalog(settings)
         # must run BEFORE any snapshot expires (see the module docstring)
-        removed = cleanup_committed_staging(settings, min_age_s=staging_age_hours * 3600)
+        removed = cleanup_committed_staging(settings, min_age_s=retention.staging_age.total_seconds())
         console.print(f"deleted {removed} committed staging files")
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("maintaining", total=len(idents) * steps)
@@ -72,7 +78,7 @@ def maintain(
                 comp = compact(tbl, min_files=min_files, target_file_mb=target_file_mb)
                 progress.advance(task)
                 progress.update(task, description=f"expiring {ident}")
-                exp = expire_snapshots(tbl, older_than=dt.timedelta(hours=older_than_hours), retain_last=retain_last)
+                exp = expire_snapshots(tbl, older_than=retention.snapshot_age, retain_last=retain_last)
                 progress.advance(task)
                 row = [ident, str(comp.files_before), str(comp.files_after), str(len(comp.partitions)),
                        f"{comp.rows_rewritten:,}", str(len(exp.removed)), str(exp.snapshots_after)]
