@@ -120,6 +120,8 @@ def ingest(
     zones_out: Optional[Path] = typer.Option(None, help="zone list CSV (default state_dir/zones/<stem>.csv)"),
     to: Target = typer.Option(Target.kafka, help="kafka (events topic) or backfill (batch into Iceberg)"),
     speedup: Optional[float] = typer.Option(None, min=0.0, help="kafka: pace by event time"),
+    max_dead_letter_share: float = typer.Option(
+        0.5, min=0.0, max=1.0, help="backfill: fail when more than this share of the events is dead-lettered"),
     progress: bool = typer.Option(True, help="progress bar"),
 ) -> None:
     """Bring your own data: map a CSV/Parquet file of events or counts per place per time to events."""
@@ -130,7 +132,8 @@ def ingest(
     try:
         r = run_ingest(file, time_col=time_col, zone_col=zone_col, value_col=value_col, type_col=type_col,
                        time_format=time_format, tz=tz, period=period, zones_out=zones_out, to=to.value,
-                       settings=s, speedup=speedup, progress=progress)
+                       settings=s, speedup=speedup, progress=progress,
+                       max_dead_letter_share=max_dead_letter_share)
     except IngestError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
@@ -146,9 +149,14 @@ def ingest(
         rows += [("sent", r.produce_stats.sent), ("heartbeats", r.produce_stats.heartbeats),
                  ("rate", f"{r.produce_stats.rate:,.0f} events/s")]
     if r.events_path is not None:
-        rows += [("events file", r.events_path), ("backfill", r.backfill_result)]
+        rows += [("events file", r.events_path), ("backfill", r.backfill_result),
+                 ("dead-lettered by the job", sum(r.dead_lettered.values()))]
+        rows += [(f"  {k}", v) for k, v in r.dead_lettered.items()]
     _table(f"ridecast ingest {file.name}", rows)
     typer.echo(f"{r.rejected} row(s) rejected" + (f", see {r.rejects_path}" if r.rejects_path else ""))
+    if r.dead_lettered:
+        typer.secho(f"{sum(r.dead_lettered.values())} event(s) dead-lettered by the feature job, see "
+                    f"ops.dead_letters WHERE source = '{r.backfill_result.source}'", fg="yellow")
     typer.echo(f"Use this zone list everywhere: export RIDECAST_ZONES_FILE={r.zones_path}")
 
 
