@@ -14,7 +14,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,7 +30,7 @@ from flink_jobs.sql import JobSpec
 from iceberg_catalog.catalog import ensure_tables, open_catalog
 from iceberg_catalog.committer import CommitStats, Committer, cleanup_committed
 from ridecast.config import Settings, get_settings, repo_root
-from ridecast.events import event_time_in_text, load_zones
+from ridecast.events import EVENT_TIME_IN_TEXT, load_zones
 from ridecast.stack.process import ManagedProcess
 
 __all__ = [
@@ -174,7 +176,6 @@ class BackfillResult:
     committed: dict[str, CommitStats]
     seconds: float
     source: str = ""  # bronze.source / ops.dead_letters.source of this backfill's rows: file:<name>@<id>
-    messages: int = 0  # lines of the file
     now_ms: int | None = None  # the clock the job judged the file's event times by
 
     def __str__(self) -> str:
@@ -204,7 +205,7 @@ def backfill(jsonl_path: Path | str, settings: Settings | None = None, *, now_ms
     root = s.staging_dir / f"backfill-{bid}"
     source = f"{path.name}@{bid}"
     if (root / "_COMMITTED").exists():
-        return BackfillResult(bid, True, {}, time.monotonic() - started, "file:" + source, scan.lines, now_ms)
+        return BackfillResult(bid, True, {}, time.monotonic() - started, "file:" + source, now_ms)
     ensure_tables(open_catalog(s))
     if not (root / "_FLINK_DONE").exists():
         shutil.rmtree(root, ignore_errors=True)
@@ -235,39 +236,53 @@ def backfill(jsonl_path: Path | str, settings: Settings | None = None, *, now_ms
         tick()
         committed = committer.drain()
     (root / "_COMMITTED").touch()
-    return BackfillResult(bid, False, committed, time.monotonic() - started, "file:" + source, scan.lines, now_ms)
+    return BackfillResult(bid, False, committed, time.monotonic() - started, "file:" + source, now_ms)
 
 
 @dataclass
 class _FileScan:
     digest: str  # sha256 of the content: the backfill's identity
-    lines: int
     clock_ms: int  # the job's clock for this file (see _scan_file)
+
+
+# The first "event_time_ms" of each line, as events.event_time_in_text reads it (the pattern is ASCII, so bytes
+# match as the decoded text does); over whole blocks, which is twice as fast as a search per line.
+_FIRST_TIME_PER_LINE = re.compile(rb"(?m)^[^\n]*?" + EVENT_TIME_IN_TEXT.encode())
 
 
 def _scan_file(path: Path, *, wall_ms: int, max_future_skew_s: int) -> _FileScan:
     """One pass over the file: its digest, and the clock its event times are judged by.
 
     A backfill is history: judged by today's clock, a 2010 event log is "too old" in full
-    (``max_event_age_days``). Its clock is therefore the file's own newest event time (as the source reads it,
-    ``events.event_time_in_text``), so the age limit measures the span of the file; never later than the wall
-    clock, and events further ahead of the wall clock than the allowed skew do not count, so one absurd
-    future timestamp cannot make the rest of the file too old. The live stream keeps the wall clock.
+    (``max_event_age_days``). Its clock is therefore the file's own newest event time (as the source reads it),
+    so the age limit measures the span of the file; never later than the wall clock, and events further ahead
+    of the wall clock than the allowed skew do not count, so one absurd future timestamp cannot make the rest
+    of the file too old. The live stream keeps the wall clock.
     """
     digest = hashlib.sha256()
-    newest: int | None = None
     limit = wall_ms + max_future_skew_s * 1000
-    lines = 0
-    with path.open("rb") as fh:
-        for line in fh:
-            digest.update(line)
-            if not line.strip():
+    newest: float | None = None
+
+    def scan(text: bytes) -> None:
+        nonlocal newest
+        for value in _FIRST_TIME_PER_LINE.findall(text):
+            try:
+                t = float(value)  # as the job does (EventTimeInText), then truncated to a long
+            except ValueError:
                 continue
-            lines += 1
-            t = event_time_in_text(line.decode("utf-8", "replace"))
-            if t is not None and t <= limit and (newest is None or t > newest):
+            if math.isfinite(t) and t <= limit and (newest is None or t > newest):
                 newest = t
-    return _FileScan(digest.hexdigest(), lines, min(newest, wall_ms) if newest is not None else wall_ms)
+
+    rest = b""
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            digest.update(block)
+            block = rest + block
+            cut = block.rfind(b"\n") + 1
+            rest = block[cut:]
+            scan(block[:cut])
+    scan(rest)
+    return _FileScan(digest.hexdigest(), min(int(newest), wall_ms) if newest is not None else wall_ms)
 
 
 def backfill_dead_letters(result: BackfillResult, settings: Settings | None = None) -> dict[str, int]:
