@@ -55,9 +55,8 @@ def flink_conf(spec: JobSpec) -> dict[str, str]:
     return conf
 
 
-def build(  # pragma: no cover - PyFlink, driver process only (see pyproject.toml)
-    spec: JobSpec, conf_overrides: dict[str, str] | None = None, transform_after=lambda stmt: stmt
-):
+def build(spec: JobSpec, conf_overrides: dict[str, str] | None = None,
+          transform_after=lambda stmt: stmt):
     """(env, t_env, statements) with every table and view of the job registered, ready for the INSERTs.
 
     ``transform_after`` lets a benchmark swap the sinks (e.g. for blackholes) without a copy of this wiring.
@@ -87,7 +86,7 @@ def build(  # pragma: no cover - PyFlink, driver process only (see pyproject.tom
     return env, t_env, job
 
 
-def main(argv: list[str]) -> int:  # pragma: no cover - PyFlink, driver process only (see pyproject.toml)
+def main(argv: list[str]) -> int:
     spec = load_spec(argv[1])
     env, t_env, job = build(spec)
     stmt_set = t_env.create_statement_set()
@@ -101,5 +100,5 @@ def main(argv: list[str]) -> int:  # pragma: no cover - PyFlink, driver process 
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":
     sys.exit(main(sys.argv))

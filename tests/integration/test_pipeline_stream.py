@@ -198,7 +198,10 @@ def test_online_topic_carries_every_window_with_every_feature(stream_run, broker
     s = stream_run["settings"]
     messages = _read_topic(broker, s.kafka.features_topic)
     online = pd.DataFrame(messages)
-    assert not online.duplicated(KEY).any(), "a window was emitted twice"
+    # the topic is at-least-once: a window may come twice after a restart, but only ever with the same values
+    repeated = online.drop(columns="computed_at").drop_duplicates()
+    assert not repeated.duplicated(KEY).any(), "a window was emitted with two different values"
+    online = online.drop_duplicates(KEY)
     online["window_end"] = pd.to_datetime(online["window_end"], utc=True)
     start = pd.to_datetime(online["window_start"], utc=True)
     assert (online["window_end"] - start == pd.to_timedelta(online["window_minutes"], unit="min")).all()
