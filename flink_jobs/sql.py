@@ -88,7 +88,8 @@ def rules_literal(spec: JobSpec) -> str:
         "max_event_age_ms": spec.max_event_age_days * 86_400_000,
         "reasons": {"invalid_json": Reason.INVALID_JSON, "too_large": Reason.TOO_LARGE,
                     "bad_version": Reason.BAD_VERSION, "id_too_long": Reason.ID_TOO_LONG, "bad_type": Reason.BAD_TYPE,
-                    "unknown_zone": Reason.UNKNOWN_ZONE, "future": Reason.FUTURE, "too_old": Reason.TOO_OLD},
+                    "unknown_zone": Reason.UNKNOWN_ZONE, "future": Reason.FUTURE, "too_old": Reason.TOO_OLD,
+                    "checker_error": Reason.CHECKER_ERROR},
     }, separators=(",", ":"), sort_keys=True)
 
 

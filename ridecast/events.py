@@ -31,6 +31,7 @@ __all__ = [
     "Zone",
     "load_zones",
     "make_event",
+    "event_time_in_text",
     "parse_message",
     "reject_reason",
     "Reason",
@@ -86,6 +87,9 @@ class Reason:
     # the job reads the event time for its watermark straight from the text, so such an event is refused.
     AMBIGUOUS_TIME = "ambiguous_event_time"
     LATE = "late_event"  # valid, kept in silver, but its windows had already closed
+    # the job's check function failed on the message (a bug of the checker, not a fault of the message): such
+    # messages may be valid events, so they are kept apart from invalid_json, counted, and worth a bug report
+    CHECKER_ERROR = "checker_error"
 
 
 @dataclass(frozen=True)

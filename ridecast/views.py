@@ -126,6 +126,9 @@ def ingest_table(r: IngestResult) -> Table:
         rows.append(("rejects", r.rejects_path))
     if r.delivery is not None:
         rows += _delivery_rows(r.delivery)
+    if r.dead_lettered:
+        rows.append(("dead-lettered by the job", sum(r.dead_lettered.values())))
+        rows += [(f"  {k}", v) for k, v in sorted(r.dead_lettered.items())]
     return key_value_table(f"ridecast ingest {r.source.name}", rows)
 
 

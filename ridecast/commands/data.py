@@ -74,6 +74,8 @@ def ingest(
     to: Target = typer.Option(Target.kafka, help="kafka (events topic), backfill (batch into Iceberg) or file "
                               "(JSONL under state_dir/backfill)"),
     speedup: Optional[float] = typer.Option(None, min=0.0, help="kafka: pace by event time"),
+    max_dead_letter_share: float = typer.Option(
+        0.5, min=0.0, max=1.0, help="backfill: fail when more than this share of the events is dead-lettered"),
     progress: bool = typer.Option(True, help="progress bar"),
 ) -> None:
     """Bring your own data: map a CSV/Parquet file of events or counts per place per time to events."""
@@ -87,12 +89,16 @@ def ingest(
     try:
         r = run_ingest(file, time_col=time_col, zone_col=zone_col, value_col=value_col, type_col=type_col,
                        time_format=time_format, tz=tz, period=period, zones_out=zones_out, to=to,
-                       settings=get_settings(), speedup=speedup, progress=progress)
+                       settings=get_settings(), speedup=speedup, progress=progress,
+                       max_dead_letter_share=max_dead_letter_share)
     except IngestError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
     Console().print(ingest_table(r))
     typer.echo(f"{r.rejected} row(s) rejected" + (f", see {r.rejects_path}" if r.rejects_path else ""))
+    if r.dead_lettered:
+        typer.secho(f"{sum(r.dead_lettered.values())} event(s) dead-lettered by the feature job, see "
+                    f"ops.dead_letters WHERE source = '{r.delivery.backfill.source}'", fg="yellow")
     typer.echo(f"Use this zone list everywhere: export RIDECAST_ZONES_FILE={r.zones_path}")
 
 

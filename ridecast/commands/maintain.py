@@ -28,17 +28,18 @@ def maintain(
     from rich.console import Console
     from rich.progress import Progress
 
+    from iceberg_catalog.maintenance import RetentionError
     from ridecast.stack.maintain import MaintainOptions, UnknownTableError, maintain, resolve_tables, steps_per_table
     from ridecast.views import maintain_table
 
     console = Console()
-    options = MaintainOptions(
-        min_files=min_files, target_file_mb=target_file_mb, older_than=dt.timedelta(hours=older_than_hours),
-        retain_last=retain_last, staging_age=dt.timedelta(hours=staging_age_hours), orphans=orphans,
-        orphan_age=dt.timedelta(hours=orphan_age_hours), orphans_dry_run=orphans_dry_run)
     try:
+        options = MaintainOptions(
+            min_files=min_files, target_file_mb=target_file_mb, older_than=dt.timedelta(hours=older_than_hours),
+            retain_last=retain_last, staging_age=dt.timedelta(hours=staging_age_hours), orphans=orphans,
+            orphan_age=dt.timedelta(hours=orphan_age_hours), orphans_dry_run=orphans_dry_run)
         idents = resolve_tables(table)
-    except UnknownTableError as exc:
+    except (RetentionError, UnknownTableError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if options.risky_orphan_age:

@@ -43,6 +43,7 @@ from ridecast.events import EVENT_TYPES, make_event
 from ridecast.sources.deliver import Delivery, Target, deliver
 
 __all__ = [
+    "DeadLetteredError",
     "IngestError",
     "IngestResult",
     "MappedFile",
@@ -63,6 +64,42 @@ ZONE_COLUMNS = ("zone", "name", "region", "kind", "weight", "lat", "lon")
 
 class IngestError(ValueError):
     """The file as a whole cannot be ingested (missing column, unsupported type, period not inferable)."""
+
+
+class DeadLetteredError(IngestError):
+    """The feature job dead-lettered most of a backfilled file: its features would be missing or meaningless.
+
+    Raised after the backfill (what passed is committed, the dead letters are in ``ops.dead_letters``); the
+    message gives the reasons with their counts and what to change.
+    """
+
+    def __init__(self, message: str, *, reasons: dict[str, int], events: int, source: str):
+        super().__init__(message)
+        self.reasons, self.events, self.source = reasons, events, source
+
+
+# What to change, per dead-letter reason (the reason's prefix before ":<field>").
+_FIXES = {
+    "event_time_too_old": "the file spans more than RIDECAST_FLINK__MAX_EVENT_AGE_DAYS (ages are measured from the "
+                          "file's newest event): raise it above the span",
+    "event_time_in_future": "times are ahead of the wall clock: check --tz and --time-format",
+    "unknown_zone": "zones are not in the zone list: keep the derived zone list (--zones-out) for the backfill",
+}
+
+
+def _dead_letter_message(name: str, dead: dict[str, int], events: int, first_ms: int | None,
+                         last_ms: int | None, source: str) -> str:
+    n = sum(dead.values())
+    lines = [f"{name}: the feature job dead-lettered {n:,} of {events:,} events ({n / max(events, 1):.0%}), so "
+             f"the features of this file are missing; `ridecast train` would fail or learn from a remnant."]
+    lines += [f"  {reason}: {count:,}" for reason, count in dead.items()]
+    if first_ms is not None and last_ms is not None:
+        lines.append(f"  the events span {(last_ms - first_ms) / 86_400_000:,.1f} days")
+    fixes = {_FIXES[r.split(":")[0]] for r in dead if r.split(":")[0] in _FIXES}
+    lines += [f"fix: {f}" for f in sorted(fixes)] or [
+        f"fix: see SELECT reason, payload FROM ops.dead_letters WHERE source = '{source}'"]
+    lines.append("then ingest a corrected file (the same content is recorded as backfilled and is skipped)")
+    return "\n".join(lines)
 
 
 class RejectReason:
@@ -499,6 +536,7 @@ class IngestResult:
     last_event_ms: int | None
     to: Target
     delivery: Delivery | None = None  # where the events went (ridecast.sources.deliver)
+    dead_lettered: dict[str, int] = field(default_factory=dict)  # backfill: what the job rejected, per reason
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -517,12 +555,16 @@ def ingest(
     settings: Settings | None = None,
     speedup: float | None = None,
     progress: bool = True,
+    max_dead_letter_share: float = 0.5,
 ) -> IngestResult:
     """Map a file to events, write its zone list, and deliver the events (Kafka, a file, or a backfill).
 
     A file or backfill writes ``<state_dir>/backfill/<stem>.jsonl`` (a backfill with settings whose
     ``zones_file`` is the derived zone list). Rejects go next to the output (``<stem>.rejects.jsonl`` in
     ``backfill/`` or, for Kafka, in ``<state_dir>/ingest/``).
+
+    A backfill then reads back what the job dead-lettered (``IngestResult.dead_lettered``) and raises
+    :class:`DeadLetteredError` when more than ``max_dead_letter_share`` of the events landed there.
     """
     to = Target(to)
     s = settings or get_settings()
@@ -545,4 +587,14 @@ def ingest(
     result.delivery = deliver(mapped.iter_events(), to, file_settings, path=out_dir / f"{stem}.jsonl",
                               speedup=speedup, heartbeat_zone=mapped.zone_shares()[0][0], total=mapped.events,
                               progress=progress)
+    if result.delivery.backfill is not None:
+        from ridecast.stack.pipeline import backfill_dead_letters
+
+        done = result.delivery.backfill
+        result.dead_lettered = backfill_dead_letters(done, file_settings)
+        if sum(result.dead_lettered.values()) > max_dead_letter_share * result.events:
+            raise DeadLetteredError(
+                _dead_letter_message(src.name, result.dead_lettered, result.events, result.first_event_ms,
+                                     result.last_event_ms, done.source),
+                reasons=result.dead_lettered, events=result.events, source=done.source)
     return result

@@ -36,6 +36,11 @@ class MaintainOptions:
     orphan_age: dt.timedelta = dt.timedelta(hours=72)
     orphans_dry_run: bool = False
 
+    def __post_init__(self) -> None:
+        from iceberg_catalog.maintenance import Retention
+
+        Retention(snapshot_age=self.older_than, staging_age=self.staging_age)  # RetentionError if inconsistent
+
     @property
     def risky_orphan_age(self) -> bool:
         """True when orphan removal would delete files younger than a long commit may take."""

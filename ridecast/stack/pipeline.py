@@ -14,7 +14,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,12 +30,13 @@ from flink_jobs.sql import JobSpec
 from iceberg_catalog.catalog import ensure_tables, open_catalog
 from iceberg_catalog.committer import CommitStats, Committer, backfill_root, cleanup_committed, stream_root
 from ridecast.config import Settings, get_settings, repo_root
-from ridecast.events import load_zones
+from ridecast.events import EVENT_TIME_IN_TEXT, load_zones
 from ridecast.stack.process import ManagedProcess
 
 __all__ = [
     "BackfillResult",
     "backfill",
+    "backfill_dead_letters",
     "cleanup_committed_staging",
     "committer_process",
     "feature_job_process",
@@ -172,6 +175,8 @@ class BackfillResult:
     skipped: bool
     committed: dict[str, CommitStats]
     seconds: float
+    source: str = ""  # bronze.source / ops.dead_letters.source of this backfill's rows: file:<name>@<id>
+    now_ms: int | None = None  # the clock the job judged the file's event times by
 
     def __str__(self) -> str:
         if self.skipped:
@@ -186,25 +191,27 @@ def backfill(jsonl_path: Path | str, settings: Settings | None = None, *, now_ms
 
     Idempotent: a file already backfilled (same content) is skipped; a run interrupted after Flink finished
     commits what is left; a run interrupted during Flink starts that part again from scratch.
+
+    ``now_ms``: the clock of the job's future/too-old checks; by default the file's own newest event time
+    (see ``_scan_file``), so history is judged against its own time range.
     """
     s = settings or get_settings()
     _check_flink_env(s)
     started = time.monotonic()
     path = Path(jsonl_path).resolve()
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    bid = digest.hexdigest()[:16]
+    scan = _scan_file(path, wall_ms=int(time.time() * 1000), max_future_skew_s=s.flink.max_future_skew_s)
+    bid = scan.digest[:16]
+    now_ms = scan.clock_ms if now_ms is None else now_ms
     root = backfill_root(s, bid)
+    source = f"{path.name}@{bid}"
     if (root / "_COMMITTED").exists():
-        return BackfillResult(bid, True, {}, time.monotonic() - started)
+        return BackfillResult(bid, True, {}, time.monotonic() - started, "file:" + source, now_ms)
     ensure_tables(open_catalog(s))
     if not (root / "_FLINK_DONE").exists():
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
-        spec = job_spec(s, "batch", staging_dir=str(root), input_path=str(path), source_name=path.name,
-                        now_ms=now_ms if now_ms is not None else int(time.time() * 1000))
+        spec = job_spec(s, "batch", staging_dir=str(root), input_path=str(path), source_name=source,
+                        now_ms=now_ms)
         spec_path = _write_spec(spec, root / "_spec.json")
         env = {**os.environ, **_flink_env(s)}
         log_path = s.log_dir / f"backfill-{bid}.log"
@@ -229,7 +236,65 @@ def backfill(jsonl_path: Path | str, settings: Settings | None = None, *, now_ms
         tick()
         committed = committer.drain()
     (root / "_COMMITTED").touch()
-    return BackfillResult(bid, False, committed, time.monotonic() - started)
+    return BackfillResult(bid, False, committed, time.monotonic() - started, "file:" + source, now_ms)
+
+
+@dataclass
+class _FileScan:
+    digest: str  # sha256 of the content: the backfill's identity
+    clock_ms: int  # the job's clock for this file (see _scan_file)
+
+
+# The first "event_time_ms" of each line, as events.event_time_in_text reads it (the pattern is ASCII, so bytes
+# match as the decoded text does); over whole blocks, which is twice as fast as a search per line.
+_FIRST_TIME_PER_LINE = re.compile(rb"(?m)^[^\n]*?" + EVENT_TIME_IN_TEXT.encode())
+
+
+def _scan_file(path: Path, *, wall_ms: int, max_future_skew_s: int) -> _FileScan:
+    """One pass over the file: its digest, and the clock its event times are judged by.
+
+    A backfill is history: judged by today's clock, a 2010 event log is "too old" in full
+    (``max_event_age_days``). Its clock is therefore the file's own newest event time (as the source reads it),
+    so the age limit measures the span of the file; never later than the wall clock, and events further ahead
+    of the wall clock than the allowed skew do not count, so one absurd future timestamp cannot make the rest
+    of the file too old. The live stream keeps the wall clock.
+    """
+    digest = hashlib.sha256()
+    limit = wall_ms + max_future_skew_s * 1000
+    newest: float | None = None
+
+    def scan(text: bytes) -> None:
+        nonlocal newest
+        for value in _FIRST_TIME_PER_LINE.findall(text):
+            try:
+                t = float(value)  # as the job does (EventTimeInText), then truncated to a long
+            except ValueError:
+                continue
+            if math.isfinite(t) and t <= limit and (newest is None or t > newest):
+                newest = t
+
+    rest = b""
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            digest.update(block)
+            block = rest + block
+            cut = block.rfind(b"\n") + 1
+            rest = block[cut:]
+            scan(block[:cut])
+    scan(rest)
+    return _FileScan(digest.hexdigest(), min(int(newest), wall_ms) if newest is not None else wall_ms)
+
+
+def backfill_dead_letters(result: BackfillResult, settings: Settings | None = None) -> dict[str, int]:
+    """What the job dead-lettered for one backfill, read back from ``ops.dead_letters``: ``{reason: count}``."""
+    from pyiceberg.expressions import EqualTo
+
+    table = open_catalog(settings or get_settings()).load_table("ops.dead_letters")
+    reasons = table.scan(row_filter=EqualTo("source", result.source), selected_fields=("reason",)).to_arrow()
+    counts: dict[str, int] = {}
+    for reason in reasons.column("reason").to_pylist():
+        counts[reason] = counts.get(reason, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 @contextmanager

@@ -1,5 +1,6 @@
-"""The streaming lakehouse end to end, with real parts: Tansu broker → PyFlink job (Flink 2.3 with the
-Kafka connector built for 2.0) → staged files → committer → Iceberg (SQLite and PostgreSQL catalogs) → SQL.
+"""The streaming lakehouse end to end, with real parts: Apache Kafka broker → PyFlink job → staged files →
+committer → Iceberg (SQLite and PostgreSQL catalogs) → SQL, and the job's two Kafka outputs (online features,
+dead letters). Hostile and late messages go through the same run.
 
 One streaming job serves the module (a PyFlink start costs ~30-60 s here); its staged output is committed into
 each catalog backend in turn, so both backends are held to the same known answer.
@@ -9,21 +10,23 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
+import pandas as pd
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from iceberg_catalog.catalog import open_catalog
 from iceberg_catalog.committer import Committer
 from ridecast.config import CatalogSettings, Settings
-from ridecast.events import load_zones, reject_reason
+from ridecast.events import Reason, load_zones, make_event, reject_reason
 from ridecast.sources.producer import produce
 from ridecast.sources.simulate import simulate_events
 from ridecast.sql import run_sql
 from ridecast.stack.broker import ensure_topics
 from ridecast.stack.pipeline import feature_job_process, start_stream, stop_stream
-from tests.reference import as_frame, assert_features_equal, reference_features
+from tests.reference import KEY, as_frame, assert_features_equal, reference_features
 from tests.streaming import hostile_messages, stream_env, wait_for
 
 pytestmark = pytest.mark.integration
@@ -75,10 +78,28 @@ def _run(s: Settings, broker: str, home):
         return f"job log: {(s.log_dir / 'feature-job.log').read_text()[-3000:]}"
 
     wait_for(landed, 600, "the stream's windows to land in Iceberg", diagnose)
+    # Late events: valid, but behind the watermark (the closing heartbeats moved it past every window, far more
+    # than watermark_delay_s after these times): dead letters with the late reason and silver, never a window.
+    start_ms = int(start.timestamp() * 1000)
+    assert s.flink.watermark_delay_s * 1000 < events[-1]["event_time_ms"] - start_ms
+    late = [make_event(f"late-{i}", start_ms + 60_000 * (i + 1), "requested", zone.zone)
+            for i, zone in enumerate(ZONES[:3])]
+    producer = KafkaProducer(bootstrap_servers=broker, acks="all")
+    for i, event in enumerate(late):
+        producer.send(s.kafka.events_topic, key=event["pickup_zone"].encode(), value=json.dumps(event).encode(),
+                      partition=i % 2)
+    producer.flush()
+    producer.close()
+
+    def late_landed() -> bool:
+        committer.commit_pending()
+        return _rows(s, "ops.dead_letters").num_rows >= len(hostile) + len(late)
+
+    wait_for(late_landed, 600, "the late events to land in the dead letters", diagnose)
     time.sleep(2 * s.flink.checkpoint_interval_s)  # anything extra (a duplicate) would land now
     committer.commit_pending()
     job_alive = feature_job_process(s).info() is not None
-    yield {"settings": s, "events": events, "hostile": hostile, "expected": expected, "stats": stats,
+    yield {"settings": s, "events": events, "hostile": hostile, "late": late, "expected": expected, "stats": stats,
            "job_alive": job_alive, "sent_at": sent_at, "home": home}
 
 
@@ -104,24 +125,58 @@ def test_windows_match_the_reference_exactly(stream_run, committed):
 def test_silver_has_every_valid_event_once_and_bronze_every_message(stream_run, committed):
     silver = _rows(committed, "silver.trip_events")
     ids = silver.column("event_id").to_pylist()
-    assert sorted(ids) == sorted(e["event_id"] for e in stream_run["events"])
-    assert sum(silver.column("is_late").to_pylist()) == 0  # the far-future event did not move the watermark
+    late_ids = sorted(e["event_id"] for e in stream_run["late"])
+    assert sorted(ids) == sorted([e["event_id"] for e in stream_run["events"]] + late_ids)
+    # only the late events are late: the far-future event did not move the watermark
+    assert sorted(i for i, late in zip(ids, silver.column("is_late").to_pylist()) if late) == late_ids
     bronze = _rows(committed, "bronze.trip_events")
-    expected_messages = len(stream_run["events"]) + stream_run["stats"].heartbeats + len(stream_run["hostile"])
+    expected_messages = (len(stream_run["events"]) + stream_run["stats"].heartbeats + len(stream_run["hostile"])
+                         + len(stream_run["late"]))
     assert bronze.num_rows == expected_messages
     keys = list(zip(bronze.column("source").to_pylist(), bronze.column("source_offset").to_pylist()))
     assert len(set(keys)) == len(keys)
 
 
-def test_hostile_input_lands_in_dead_letters_with_the_reference_reason(stream_run, committed):
-    dlq = _rows(committed, "ops.dead_letters").to_pylist()
+def _dead_letter_reasons(stream_run) -> Counter:
+    """Reason -> count the job must dead-letter: the oracle's reason per hostile message, and the late events."""
     zones = {z.zone for z in load_zones()}
-    assert len(dlq) == len(stream_run["hostile"])
-    got = sorted(r["reason"] for r in dlq)
-    want = sorted(reject_reason(raw or b"", zones, now_ms=stream_run["sent_at"]) for raw, _ in stream_run["hostile"])
-    assert got == want
-    assert all(r["reason"] for r in dlq)
+    want = Counter(reject_reason(raw or b"", zones, now_ms=stream_run["sent_at"]) for raw, _ in stream_run["hostile"])
+    want[Reason.LATE] += len(stream_run["late"])
+    return want
+
+
+def test_hostile_and_late_input_lands_in_dead_letters_with_the_reference_reason(stream_run, committed):
+    dlq = _rows(committed, "ops.dead_letters").to_pylist()
+    assert Counter(r["reason"] for r in dlq) == _dead_letter_reasons(stream_run)
+    late = sorted((r["event_id"], json.loads(r["payload"])) for r in dlq if r["reason"] == Reason.LATE)
+    assert late == sorted((e["event_id"], e) for e in stream_run["late"])
     assert stream_run["job_alive"], "the job must keep running after hostile input"
+
+
+def _read_topic(broker: str, topic: str) -> list:
+    """Every message of a topic, read up to its end offsets (Apache Kafka reports them correctly)."""
+    consumer = KafkaConsumer(bootstrap_servers=broker, group_id=None, enable_auto_commit=False,
+                             value_deserializer=json.loads)
+    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    assert parts, f"topic {topic} does not exist"
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    end = consumer.end_offsets(parts)
+    out = []
+    while any(consumer.position(tp) < end[tp] for tp in parts):
+        for records in consumer.poll(timeout_ms=1000).values():
+            out += [r.value for r in records]
+    consumer.close()
+    return out
+
+
+def test_dead_letter_topic_carries_every_dead_letter_once(stream_run, broker):
+    s = stream_run["settings"]
+    messages = _read_topic(broker, s.kafka.dead_letter_topic)
+    assert Counter(m["reason"] for m in messages) == _dead_letter_reasons(stream_run)
+    assert all(m["source"].startswith(f"kafka:{s.kafka.events_topic}/") and m["received_at"] for m in messages)
+    late = sorted(json.loads(m["payload"])["event_id"] for m in messages if m["reason"] == Reason.LATE)
+    assert late == sorted(e["event_id"] for e in stream_run["late"])
 
 
 def test_sql_over_the_committed_tables(stream_run, committed):
@@ -136,19 +191,20 @@ def test_sql_over_the_committed_tables(stream_run, committed):
     want = tumbling.groupby("zone")["requests"].sum().sort_values(ascending=False)
     assert dict(zip(res.table.column("zone").to_pylist(), res.table.column("requests").to_pylist())) == want.to_dict()
     dl = run_sql("SELECT count(*) AS n FROM ops.dead_letters", committed)
-    assert dl.table.column("n").to_pylist() == [len(stream_run["hostile"])]
+    assert dl.table.column("n").to_pylist() == [len(stream_run["hostile"]) + len(stream_run["late"])]
 
 
-def test_online_topic_carries_every_window(stream_run, broker):
+def test_online_topic_carries_every_window_with_every_feature(stream_run, broker):
     s = stream_run["settings"]
-    consumer = KafkaConsumer(s.kafka.features_topic, bootstrap_servers=broker, auto_offset_reset="earliest",
-                             consumer_timeout_ms=5000, value_deserializer=json.loads, group_id=None)
-    latest = {}
-    for msg in consumer:  # stops on idle, never on end_offsets (Tansu quirk)
-        v = msg.value
-        latest[(v["zone"], v["window_minutes"], v["window_end"])] = v["requests"]
-    consumer.close()
-    expected = stream_run["expected"]
-    want = {(r.zone, int(r.window_minutes), r.window_end.strftime("%Y-%m-%dT%H:%M:%SZ")): int(r.requests)
-            for r in expected.itertuples()}
-    assert latest == want
+    messages = _read_topic(broker, s.kafka.features_topic)
+    online = pd.DataFrame(messages)
+    # the topic is at-least-once: a window may come twice after a restart, but only ever with the same values
+    repeated = online.drop(columns="computed_at").drop_duplicates()
+    assert not repeated.duplicated(KEY).any(), "a window was emitted with two different values"
+    online = online.drop_duplicates(KEY)
+    online["window_end"] = pd.to_datetime(online["window_end"], utc=True)
+    start = pd.to_datetime(online["window_start"], utc=True)
+    assert (online["window_end"] - start == pd.to_timedelta(online["window_minutes"], unit="min")).all()
+    assert online["computed_at"].notna().all()
+    online = online.sort_values(KEY).reset_index(drop=True)
+    assert_features_equal(online, stream_run["expected"])  # every feature column, counts exactly

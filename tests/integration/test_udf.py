@@ -46,14 +46,15 @@ def oracle(tmp_path_factory):
                    watermark_delay_s=30, max_future_skew_s=SKEW_MS // 1000, max_event_age_days=AGE_MS // 86_400_000,
                    max_payload_bytes=MAX_BYTES)
 
-    def run(commands: list[str]) -> list[str]:
-        stdin = "\n".join([rules_literal(spec), EVENT_TIME_IN_TEXT, *commands]) + "\n"
+    def run(commands: list[str], rules: str | None = None) -> list[str]:
+        stdin = "\n".join([rules or rules_literal(spec), EVENT_TIME_IN_TEXT, *commands]) + "\n"
         proc = subprocess.run(["java", "-cp", f"{cp}:{out}", "CheckOracle"], input=stdin, capture_output=True,
                               text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
         return proc.stdout.splitlines()
 
     run.zones = set(zones)
+    run.rules = rules_literal(spec)
     return run
 
 
@@ -146,3 +147,29 @@ def test_json_lines_write_timestamps_as_instant_to_string(oracle):
     for line in oracle([f"iso {ms}" for ms in millis]):
         got, instant = line.split("\t")
         assert json.loads(got) == {"t": instant}
+
+
+def test_an_internal_failure_of_the_checker_has_its_own_reason(oracle):
+    """A checker bug must not pass for bad input: rules that do not fit the Java class (here the event id declared
+    a number, which the check then reads as text) make it fail inside, on a message that is well-formed JSON."""
+    rules = json.loads(oracle.rules)
+    for f in rules["fields"]:
+        if f["name"] == "event_id":
+            f["kind"] = "long"
+    broken = json.dumps(rules)
+    numeric_id = json.dumps({**make_event("x", NOW_MS - 60_000, "requested", "TAMPINES"), "event_id": 12}).encode()
+    text_id = json.dumps(make_event("x", NOW_MS - 60_000, "requested", "TAMPINES")).encode()
+    lines = oracle([f"check {NOW_MS} {_b64(m)}" for m in (numeric_id, text_id, b"{not json")], rules=broken)
+    reasons = [line.split("\t")[0] for line in lines]
+    assert reasons == [Reason.CHECKER_ERROR, "wrong_type:event_id", Reason.INVALID_JSON]
+    # the values of a message the checker failed on are not passed on
+    assert lines[0].split("\t")[1:] == ["null", "null"]
+    # and with the real rules the same message is judged by the contract
+    assert oracle([f"check {NOW_MS} {_b64(numeric_id)}"])[0].split("\t")[0] == "wrong_type:event_id"
+
+
+def test_rules_without_the_checker_error_reason_are_refused(oracle):
+    rules = json.loads(oracle.rules)
+    del rules["reasons"]["checker_error"]
+    with pytest.raises(AssertionError, match="no checker_error reason"):
+        oracle([f"check {NOW_MS} {_b64(b'{}')}"], rules=json.dumps(rules))

@@ -195,7 +195,8 @@ def test_parse_times_explicit_formats():
 def test_ingest_backfill_writes_zone_list_and_hands_the_file_to_the_pipeline(csv_file, settings, monkeypatch):
     calls = []
     fake = types.ModuleType("ridecast.stack.pipeline")
-    fake.backfill = lambda path, settings=None, progress=True: calls.append((Path(path), settings)) or "ok"
+    fake.backfill = lambda path, settings=None, **kw: calls.append((Path(path), settings)) or "ok"
+    fake.backfill_dead_letters = lambda result, settings=None: {}
     monkeypatch.setitem(sys.modules, "ridecast.stack.pipeline", fake)
 
     r = ingest(csv_file, time_col="ts", zone_col="station", value_col="count", type_col="kind",
@@ -218,7 +219,8 @@ def test_cli_ingest_prints_rejects_and_how_to_use_the_zones(csv_file, settings, 
     from ridecast.commands import data
 
     fake = types.ModuleType("ridecast.stack.pipeline")
-    fake.backfill = lambda path, settings=None, progress=True: "done"
+    fake.backfill = lambda path, settings=None, **kw: "done"
+    fake.backfill_dead_letters = lambda result, settings=None: {}
     monkeypatch.setitem(sys.modules, "ridecast.stack.pipeline", fake)
     app = typer.Typer()
     data.register(app)

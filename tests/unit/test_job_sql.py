@@ -50,7 +50,7 @@ def test_every_message_is_checked_once_by_the_contract_rules():
     assert rules["zones"] == ["A", "B'C"] and rules["max_event_age_ms"] == 10 * 86_400_000
     assert set(rules["reasons"].values()) == {Reason.INVALID_JSON, Reason.TOO_LARGE, Reason.BAD_VERSION,
                                               Reason.ID_TOO_LONG, Reason.BAD_TYPE, Reason.UNKNOWN_ZONE, Reason.FUTURE,
-                                              Reason.TOO_OLD}
+                                              Reason.TOO_OLD, Reason.CHECKER_ERROR}
     # the checks the SQL keeps around the call
     for reason in (Reason.INVALID_JSON, Reason.AMBIGUOUS_TIME):
         assert f"'{reason}'" in sql
@@ -121,3 +121,39 @@ def test_per_event_sinks_write_json_lines_named_as_the_iceberg_columns(folder, s
     assert names == [f.name for f in table.schema.fields]
     ddl = next(a for a in statements(_spec()).after if a.startswith(f"CREATE TEMPORARY TABLE {sink} "))
     assert "'format' = 'raw'" in ddl
+
+
+def test_the_driver_reads_its_spec_and_configures_flink_from_it(tmp_path):
+    """flink_jobs.zone_features without PyFlink: the spec file round-trip and the Flink configuration."""
+    from flink_jobs.zone_features import flink_conf, load_spec
+
+    spec = _spec(checkpoint_dir=str(tmp_path / "chk"), restore_path=str(tmp_path / "chk" / "j" / "chk-3"),
+                 jars=[str(tmp_path / "a.jar")], parallelism=2)
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps({**dataclasses.asdict(spec), "from_a_newer_app": 1}))  # unknown keys ignored
+    assert load_spec(str(path)) == spec
+    conf = flink_conf(spec)
+    assert conf["parallelism.default"] == "2" and conf["table.local-time-zone"] == "UTC"
+    assert conf["execution.checkpointing.mode"] == "EXACTLY_ONCE"
+    assert conf["execution.state-recovery.path"] == (tmp_path / "chk" / "j" / "chk-3").as_uri()
+    assert conf["pipeline.jars"] == (tmp_path / "a.jar").as_uri()
+    batch = flink_conf(_spec(mode="batch"))
+    assert not any(k.startswith("execution.") for k in batch) and "pipeline.jars" not in batch
+
+
+def test_rules_carry_every_reason_the_java_check_reads():
+    reasons = json.loads(rules_literal(_spec()))["reasons"]
+    assert reasons["checker_error"] == Reason.CHECKER_ERROR
+    assert reasons["invalid_json"] == Reason.INVALID_JSON and reasons["too_old"] == Reason.TOO_OLD
+    java = (Path(__file__).parents[2] / "flink_jobs/udf/src/ridecast/flink/CheckEvent.java").read_text()
+    assert set(re.findall(r'reasons\.get\("(\w+)"\)', java)) == set(reasons)
+
+
+def test_batch_reads_a_file_with_a_fixed_clock_and_no_lateness():
+    spec = _spec(mode="batch", input_path="/data/in.jsonl", source_name="in.jsonl#abc", now_ms=1234)
+    job = statements(spec)
+    sql = "\n".join(job.before)
+    assert "'connector' = 'filesystem'" in sql and "'path' = '/data/in.jsonl'" in sql
+    assert "'file:in.jsonl#abc'" in sql and "UNIX_TIMESTAMP" not in sql and ", 1234," in sql
+    checked = dict(job.shared)["checked"]
+    assert "CURRENT_WATERMARK" not in checked and "0 AS is_late" in checked

@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
+import org.apache.flink.metrics.Counter;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonFactory;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
@@ -15,6 +16,7 @@ import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.functions.ScalarFunction;
 
 /**
@@ -50,6 +52,12 @@ public class CheckEvent extends ScalarFunction {
     private transient JsonFactory json;
     private transient String rulesText;  // the literal the rules were read from (the same object every call)
     private transient Rules rules;
+    private transient Counter checkerErrors;  // Flink metric; null when called outside a job (tests/java)
+
+    @Override
+    public void open(FunctionContext context) throws Exception {
+        checkerErrors = context.getMetricGroup().counter("ridecast_checker_errors");
+    }
 
     /**
      * The message arrives as the bytes Kafka delivered. Plain ASCII, the usual case, is parsed as bytes: decoding
@@ -65,17 +73,27 @@ public class CheckEvent extends ScalarFunction {
         Rules r = rules(rulesJson);
         Object[] values = new Object[r.kinds.length];
         String reason;
-        if (bytes.length > r.maxPayloadBytes) {
-            reason = r.tooLarge;  // never parsed
-        } else if (!oneObject(bytes)) {
-            reason = r.invalidJson;
-        } else if (isAscii(bytes)) {
-            reason = parse(bytes, null, r, values);
-        } else {
-            reason = parse(null, new String(bytes, StandardCharsets.UTF_8), r, values);  // invalid bytes replaced
-        }
-        if (reason == null) {
-            reason = check(values, r, nowMs);
+        try {
+            if (bytes.length > r.maxPayloadBytes) {
+                reason = r.tooLarge;  // never parsed
+            } else if (!oneObject(bytes)) {
+                reason = r.invalidJson;
+            } else if (isAscii(bytes)) {
+                reason = parse(bytes, null, r, values);
+            } else {
+                reason = parse(null, new String(bytes, StandardCharsets.UTF_8), r, values);  // invalid bytes replaced
+            }
+            if (reason == null) {
+                reason = check(values, r, nowMs);
+            }
+        } catch (RuntimeException e) {
+            // A bug of this class (or rules that do not fit it), never a fault of the message: its own reason, so
+            // valid events dead-lettered by it are visible and counted instead of passing for bad JSON.
+            reason = r.checkerError;
+            java.util.Arrays.fill(values, null);
+            if (checkerErrors != null) {
+                checkerErrors.inc();
+            }
         }
         for (int i = 0; i < values.length; i++) {
             if (values[i] == WRONG_KIND) {  // whatever the reason, including a parse that failed halfway
@@ -175,7 +193,7 @@ public class CheckEvent extends ScalarFunction {
                 return r.invalidJson;
             }
             return null;
-        } catch (java.io.IOException | RuntimeException e) {  // Jackson's parse errors, limits included
+        } catch (java.io.IOException e) {  // Jackson's parse errors (JsonProcessingException), limits included
             return r.invalidJson;
         }
     }
@@ -321,6 +339,7 @@ public class CheckEvent extends ScalarFunction {
         String unknownZone;
         String future;
         String tooOld;
+        String checkerError;
 
         @SuppressWarnings("unchecked")
         static Rules read(String text) {
@@ -384,6 +403,10 @@ public class CheckEvent extends ScalarFunction {
             r.unknownZone = reasons.get("unknown_zone");
             r.future = reasons.get("future");
             r.tooOld = reasons.get("too_old");
+            r.checkerError = reasons.get("checker_error");
+            if (r.checkerError == null) {  // a null reason would let the message pass as valid
+                throw new IllegalArgumentException("ridecast_check: the rules have no checker_error reason");
+            }
             return r;
         }
 
