@@ -67,6 +67,9 @@ class LakeData:
     def index(self, ts: pd.DatetimeIndex | pd.Timestamp) -> np.ndarray:
         return np.asarray((ts - self.start) // self.slide, dtype=np.int64)
 
+    def _index_ns(self, ns: np.ndarray) -> np.ndarray:
+        return (np.asarray(ns, dtype=np.int64) - self.start.as_unit("ns").value) // self.slide.value
+
     def count(self, start_idx: np.ndarray, end_idx: np.ndarray) -> np.ndarray:
         """Requests per zone in [start, end) for each pair of grid indices; NaN where history is missing."""
         lo = np.asarray(start_idx)
@@ -79,8 +82,8 @@ class LakeData:
         return vals  # [zones, len(idx)]
 
     # FeatureSource
-    def window_values(self, window_minutes: int, column: str, ends: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
-        idx = self.index(ends)
+    def window_values(self, window_minutes: int, column: str, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx = self._index_ns(ends)
         arr = self.gold.get((window_minutes, column))
         out = np.full((len(self.zones), len(idx)), np.nan)
         if arr is None:
@@ -89,8 +92,8 @@ class LakeData:
         out[:, known] = arr[:, idx[known]]
         return out, known
 
-    def requests(self, starts: pd.DatetimeIndex, ends: pd.DatetimeIndex) -> np.ndarray:
-        return self.count(self.index(starts), self.index(ends))
+    def requests(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        return self.count(self._index_ns(starts), self._index_ns(ends))
 
 
 def _check_on_grid(gold: pd.DataFrame, slide: pd.Timedelta) -> None:

@@ -20,6 +20,7 @@ buckets (the lake) or from whole gold windows (the online store, which never see
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol, Sequence
@@ -35,11 +36,14 @@ __all__ = [
     "GOLD_COLUMNS",
     "HISTORY",
     "WEEK",
+    "FeatureMatrix",
     "FeatureSource",
     "SlideMismatchError",
     "feature_columns",
+    "feature_matrix",
     "feature_rows",
     "history_intervals",
+    "lag_ends",
     "slide_of",
 ]
 
@@ -72,7 +76,10 @@ def slide_of(settings: "Settings") -> pd.Timedelta:
 
 
 class FeatureSource(Protocol):
-    """What the feature definition needs to read; arrays are ``[len(zones), len(ends)]``, zones in this order."""
+    """What the feature definition needs to read; arrays are ``[len(zones), len(ends)]``, zones in this order.
+
+    Instants are epoch nanoseconds (UTC) as ``int64`` arrays: a lookup does a few dozen of these reads, and
+    pandas index arithmetic would cost more than the reads themselves."""
 
     @property
     def zones(self) -> Sequence[str]: ...
@@ -85,12 +92,12 @@ class FeatureSource(Protocol):
     @property
     def slide(self) -> pd.Timedelta: ...
 
-    def window_values(self, window_minutes: int, column: str, ends: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+    def window_values(self, window_minutes: int, column: str, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gold ``column`` of the ``window_minutes`` window ending at each of ``ends`` (NaN: no row), and a
         ``[len(ends)]`` mask of the ends the source covers (there, no row means a window without events)."""
         ...
 
-    def requests(self, starts: pd.DatetimeIndex, ends: pd.DatetimeIndex) -> np.ndarray:
+    def requests(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Requested events per zone in ``[start, end)``; NaN where the interval leaves the covered range."""
         ...
 
@@ -109,18 +116,28 @@ def feature_columns(lake_windows: Sequence[int]) -> list[str]:
     return cols
 
 
-def history_intervals(cutoffs: pd.DatetimeIndex, horizon: pd.Timedelta) -> dict[str, tuple[pd.DatetimeIndex, pd.DatetimeIndex]]:
-    """Every request-count interval the features read, by name: ``(starts, ends)``, all ending at or before t.
+def _ns(x: pd.Timedelta) -> int:
+    return int(x.value)
 
-    Named once here so an online store can tell which history it must keep (``HISTORY`` plus the horizon).
+
+def history_intervals(cutoffs: np.ndarray, horizon: pd.Timedelta) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every request-count interval the features read, by name: ``(starts, ends)`` in epoch ns, all ending at or
+    before t. Named once here so an online store can list what it must fetch and keep (``HISTORY`` + horizon).
     """
-    h, t = horizon, cutoffs
-    out = {"recent_h": (t - h, t), "recent_1d": (t - DAY - h, t - DAY), "lag_1d": (t - DAY, t - DAY + h)}
+    h, t, day, week = _ns(horizon), cutoffs, _ns(DAY), _ns(WEEK)
+    out = {"recent_h": (t - h, t), "recent_1d": (t - day - h, t - day), "lag_1d": (t - day, t - day + h)}
     for n in _WEEKS:
-        out[f"lag_{7 * n}d"] = (t - n * WEEK, t - n * WEEK + h)
-        out[f"recent_{7 * n}d"] = (t - n * WEEK - h, t - n * WEEK)
-    out["week"] = (t - WEEK, t)
+        out[f"lag_{7 * n}d"] = (t - n * week, t - n * week + h)
+        out[f"recent_{7 * n}d"] = (t - n * week - h, t - n * week)
+    out["week"] = (t - week, t)
     return out
+
+
+def lag_ends(cutoffs: np.ndarray, window_minutes: int) -> list[np.ndarray]:
+    """Ends (epoch ns) of the gold windows whose requests are lagged: ``t - k*W`` for ``k`` in ``0..3`` (the
+    other columns are read at ``t`` only, the first of these)."""
+    size = _ns(pd.Timedelta(minutes=window_minutes))
+    return [cutoffs - k * size for k in range(_GOLD_LAGS)]
 
 
 @lru_cache(maxsize=4)
@@ -142,6 +159,19 @@ def _check_grid(source: FeatureSource, horizon: pd.Timedelta) -> None:
         raise ValueError(f"windows {bad} are not multiples of the {minutes:g}-minute slide")
 
 
+@dataclass(frozen=True)
+class FeatureMatrix:
+    """The features of ``zones x cutoffs`` as one float64 array, zone-major (the row of zone i at cut-off j is
+    ``i * len(cutoffs) + j``): what a serving replica feeds a model without building a DataFrame per request."""
+
+    zones: list[str]
+    cutoffs: pd.DatetimeIndex
+    horizon: int
+    columns: list[str]
+    values: np.ndarray  # [len(zones) * len(cutoffs), len(columns)]
+    label: np.ndarray | None  # y in [t, t+h), same rows
+
+
 def feature_rows(
     source: FeatureSource,
     cutoffs: pd.DatetimeIndex,
@@ -154,6 +184,31 @@ def feature_rows(
     Every value is read at or before ``t`` (gold window ends, count interval ends), which is the whole leakage
     argument; ``tests/integration/test_training_dataset.py`` checks it by perturbing data after ``t``.
     """
+    m = feature_matrix(source, cutoffs, horizon, settings, with_label=with_label)
+    nz, nt = len(m.zones), len(cutoffs)
+    frame = pd.DataFrame(
+        {
+            "zone": np.repeat(np.asarray(m.zones, dtype=object), nt),
+            "cutoff": np.tile(cutoffs.to_numpy(), nz),
+            "horizon_min": horizon,
+        }
+    )
+    frame["cutoff"] = pd.to_datetime(frame["cutoff"], utc=True)
+    feats = pd.DataFrame({c: m.values[:, i] for i, c in enumerate(m.columns)})
+    frame = pd.concat([frame, feats], axis=1)
+    if m.label is not None:
+        frame["y"] = m.label
+    return frame.sort_values(["cutoff", "zone"], kind="stable").reset_index(drop=True)
+
+
+def feature_matrix(
+    source: FeatureSource,
+    cutoffs: pd.DatetimeIndex,
+    horizon: int,
+    settings: "Settings",
+    with_label: bool = True,
+) -> FeatureMatrix:
+    """:func:`feature_rows` without the DataFrame (the definition itself lives here)."""
     h = pd.Timedelta(minutes=horizon)
     if h > DAY:
         raise ValueError("horizons above one day would make the 'yesterday' lag overlap the future")
@@ -181,7 +236,9 @@ def feature_rows(
     put("is_holiday", tile(is_hol))
     put("is_holiday_eve", tile(is_eve))
 
-    def gold_at(w: int, col: str, ends: pd.DatetimeIndex, fill: float) -> np.ndarray:
+    t_ns = cutoffs.as_unit("ns").asi8
+
+    def gold_at(w: int, col: str, ends: np.ndarray, fill: float) -> np.ndarray:
         vals, known = source.window_values(w, col, ends)
         out = np.full((nz, nt), np.nan)
         out[:, known] = vals[:, known]
@@ -191,20 +248,19 @@ def feature_rows(
         return out
 
     for w in source.windows:
-        size = pd.Timedelta(minutes=w)
         lags = []
-        for k in range(_GOLD_LAGS):
-            v = gold_at(w, "requests", cutoffs - k * size, 0.0)  # window ending at t - k*W  (<= t)
+        for k, ends in enumerate(lag_ends(t_ns, w)):
+            v = gold_at(w, "requests", ends, 0.0)  # window ending at t - k*W  (<= t)
             put(f"w{w}_requests_lag{k}", v)
             lags.append(v)
         for c in GOLD_COLUMNS:
             if c == "requests":
                 continue
             count_like = c in ("completions", "cancellations", "events")
-            put(f"w{w}_{c}", gold_at(w, c, cutoffs, 0.0 if count_like else np.nan))
+            put(f"w{w}_{c}", gold_at(w, c, t_ns, 0.0 if count_like else np.nan))
         put(f"w{w}_trend", lags[0] - lags[1])
 
-    counts = {name: source.requests(lo, hi) for name, (lo, hi) in history_intervals(cutoffs, h).items()}
+    counts = {name: source.requests(lo, hi) for name, (lo, hi) in history_intervals(t_ns, h).items()}
     weekly = [counts[f"lag_{7 * n}d"] for n in _WEEKS]
     weekly_recent = [counts[f"recent_{7 * n}d"] for n in _WEEKS]
     with np.errstate(all="ignore"):
@@ -226,16 +282,9 @@ def feature_rows(
     put("seasonal_adjusted", weekly_mean * level_ratio)
     put("zone_mean_7d", zone_mean)
 
-    frame = pd.DataFrame(
-        {
-            "zone": np.repeat(np.asarray(zones, dtype=object), nt),
-            "cutoff": np.tile(cutoffs.to_numpy(), nz),
-            "horizon_min": horizon,
-        }
-    )
-    frame["cutoff"] = pd.to_datetime(frame["cutoff"], utc=True)
-    feats = pd.DataFrame({c: cols[c] for c in feature_columns(source.windows)})
-    frame = pd.concat([frame, feats], axis=1)
-    if with_label:
-        frame["y"] = source.requests(cutoffs, cutoffs + h).reshape(nz * nt)
-    return frame.sort_values(["cutoff", "zone"], kind="stable").reset_index(drop=True)
+    columns = feature_columns(source.windows)
+    values = np.empty((nz * nt, len(columns)))
+    for i, c in enumerate(columns):
+        values[:, i] = cols[c]
+    label = source.requests(t_ns, t_ns + _ns(h)).reshape(nz * nt) if with_label else None
+    return FeatureMatrix(zones, cutoffs, horizon, columns, values, label)
