@@ -19,7 +19,7 @@ from serve._errors import (
     UnknownZoneError,
 )
 from serve._feed import FeatureFeed, FeedStats, bootstrap_from_lake
-from serve._lookup import FeatureLookup, OnlineFeatures, is_stale
+from serve._lookup import FeatureLookup, FetchedWindows, OnlineFeatures, is_stale
 from serve._rows import COLUMNS, WindowRow, history_span_ms, parse_message, rows_from_frame
 from serve._stores import STORES, OnlineStore, StoreName, StoreSpec, get_store
 
@@ -29,6 +29,7 @@ __all__ = [
     "FeatureFeed",
     "FeatureLookup",
     "FeedStats",
+    "FetchedWindows",
     "MalformedWindowError",
     "NoFeaturesError",
     "OnlineFeatures",

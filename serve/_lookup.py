@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ridecast.config import Settings
     from serve._stores import OnlineStore
 
-__all__ = ["FeatureLookup", "OnlineFeatures", "is_stale"]
+__all__ = ["FeatureLookup", "FetchedWindows", "OnlineFeatures", "is_stale"]
 
 def is_stale(feature_time: datetime | pd.Timestamp, now: datetime | pd.Timestamp, max_age: timedelta) -> bool:
     """Features are stale when the newest closed window is more than ``max_age`` before ``now``."""
@@ -141,6 +141,7 @@ class OnlineFeatures:
         self.slide = slide_of(settings)
         self.span_ms = history_span_ms(settings)
         self.max_age = pd.Timedelta(seconds=settings.serving.max_feature_age_s)
+        self._zones: frozenset[str] = frozenset()
         for h in settings.training.horizons:  # fail at start-up, not on the first request
             _tile(h * 60_000, self.windows)
         _tile(int(WEEK / pd.Timedelta(milliseconds=1)), self.windows)
@@ -148,6 +149,20 @@ class OnlineFeatures:
     @property
     def columns(self) -> list[str]:
         return feature_columns(self.windows)
+
+    def _check_zones(self, zones: Sequence[str] | None) -> list[str]:
+        """The zones asked for, all known to the store. The zone list is cached (zones appear, they do not go away)
+        and re-read only when a zone is not in it, so a lookup costs no extra store round trip."""
+        if zones is None:
+            self._zones = frozenset(self.store.zones())
+            return sorted(self._zones)
+        zones = list(zones)
+        if not self._zones.issuperset(zones):
+            self._zones = frozenset(self.store.zones())
+            unknown = sorted(set(zones) - self._zones)
+            if unknown:
+                raise UnknownZoneError(unknown)
+        return zones
 
     def _fetch_plan(self, cutoffs: np.ndarray, horizon: pd.Timedelta, since: int, wm: int) -> dict[int, np.ndarray]:
         """Every window end (ms) the definition will read, per window size, within ``[since, wm]``."""
@@ -164,14 +179,13 @@ class OnlineFeatures:
             wanted[w].append((a[ok, None] + np.arange(1, (b[0] - a[0]) // step + 1) * step).ravel())
         return {w: np.unique(np.concatenate(v)) if v else np.empty(0, np.int64) for w, v in wanted.items()}
 
-    def lookup(
+    def fetch(
         self,
         horizon: int,
         zones: Sequence[str] | None = None,
         at: datetime | pd.Timestamp | None = None,
-        now: datetime | pd.Timestamp | None = None,
-    ) -> FeatureLookup:
-        """Vectors for ``horizon`` at the store's newest closed window (or ``at``, which must not be newer).
+    ) -> "FetchedWindows":
+        """The store reads of a lookup, without computing the features: every window the vectors need.
 
         Raises :class:`NoFeaturesError` on an empty store and :class:`UnknownZoneError` for zones it never saw.
         """
@@ -186,16 +200,36 @@ class OnlineFeatures:
                 raise NoFeaturesError(f"features as of {at} are not in the store yet (newest window ends {cutoff})")
             cutoff = at
         since = max(since, wm - self.span_ms)  # older windows may already be gone
-        known = self.store.zones()
-        zones = known if zones is None else list(zones)
-        unknown = sorted(set(zones) - set(known))
-        if unknown:
-            raise UnknownZoneError(unknown)
+        zones = self._check_zones(zones)
         cutoffs = pd.DatetimeIndex([cutoff]).as_unit("ns")
-        h = pd.Timedelta(minutes=horizon)
-        plan = self._fetch_plan(cutoffs.asi8, h, since, wm)
+        plan = self._fetch_plan(cutoffs.asi8, pd.Timedelta(minutes=horizon), since, wm)
         raw = self.store.read(zones, plan)
         source = _Fetched(zones, self.windows, self.slide, since, wm, {w: (plan[w], raw[w]) for w in plan})
-        matrix = feature_matrix(source, cutoffs, horizon, self.settings, with_label=False)
+        return FetchedWindows(horizon, cutoffs, source)
+
+    def lookup(
+        self,
+        horizon: int,
+        zones: Sequence[str] | None = None,
+        at: datetime | pd.Timestamp | None = None,
+        now: datetime | pd.Timestamp | None = None,
+    ) -> FeatureLookup:
+        """Vectors for ``horizon`` at the store's newest closed window (or ``at``, which must not be newer)."""
+        fetched = self.fetch(horizon, zones, at)
+        matrix = feature_matrix(fetched.source, fetched.cutoffs, horizon, self.settings, with_label=False)
         now_ts = pd.Timestamp(now) if now is not None else pd.Timestamp(datetime.now(timezone.utc))
-        return FeatureLookup(matrix, cutoff, now_ts if now_ts.tzinfo else now_ts.tz_localize("UTC"), self.max_age)
+        now_ts = now_ts if now_ts.tzinfo else now_ts.tz_localize("UTC")
+        return FeatureLookup(matrix, fetched.cutoffs[0], now_ts, self.max_age)
+
+
+@dataclass(frozen=True)
+class FetchedWindows:
+    """What one lookup read from the store (a feature source for ``training.features``)."""
+
+    horizon: int
+    cutoffs: pd.DatetimeIndex
+    source: _Fetched
+
+    @property
+    def windows_read(self) -> int:
+        return sum(len(ends) * len(self.source.zones) for ends, _ in self.source._data.values())

@@ -184,6 +184,8 @@ def test_lookup_errors_are_typed(store, store_settings):
     store.upsert([row("A", 15, T0_MS, 1)])
     with pytest.raises(UnknownZoneError, match="unknown zone.*NOWHERE"):
         online.lookup(60, ["A", "NOWHERE"])
+    store.upsert([row("NOWHERE", 15, T0_MS - 5 * MIN, 3)])  # a zone's first window: found without a restart
+    assert online.lookup(60, ["NOWHERE"]).zones == ["NOWHERE"]
     with pytest.raises(NoFeaturesError, match="not in the store yet"):
         online.lookup(60, at=T0 + pd.Timedelta(minutes=5))
     assert online.lookup(60, at=T0 - pd.Timedelta(minutes=5)).feature_time == T0 - pd.Timedelta(minutes=5)
