@@ -20,11 +20,11 @@ class OnlineStoreError(Exception):
 class StoreNotInstalledError(OnlineStoreError):
     """A backend's client library is missing from this environment."""
 
-    def __init__(self, backend: str, package: str) -> None:
-        self.backend, self.package = backend, package
+    def __init__(self, backend: str, package: str, extra: str) -> None:
+        self.backend, self.package, self.extra = backend, package, extra
         super().__init__(
             f"the {backend} online store needs the Python package {package!r}, which is not installed: run "
-            f"scripts/bootstrap.sh (it installs requirements/app.lock) or `uv pip install {package}`"
+            f"scripts/bootstrap.sh (it installs requirements/app.lock) or `uv pip install 'ridecast[{extra}]'`"
         )
 
 

@@ -5,7 +5,7 @@ The store holds whole gold windows, never single events, so the request counts t
 equal to the lake's slide-bucket counts wherever the windows saw every request the lake did.
 
 A lookup first lists every window the definition will read (``lag_ends``, ``history_intervals``), fetches them
-in one store call (one Redis round trip), then runs :func:`training.features.feature_rows` over what it fetched.
+in one store call (one Redis pipeline), then runs :func:`training.features.feature_matrix` over what it fetched.
 A read the listing missed fails loudly instead of answering "no window" (that would be silent skew).
 """
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from serve._stores import OnlineStore
 
 __all__ = ["FeatureLookup", "FetchedWindows", "OnlineFeatures", "is_stale"]
+
 
 def is_stale(feature_time: datetime | pd.Timestamp, now: datetime | pd.Timestamp, max_age: timedelta) -> bool:
     """Features are stale when the newest closed window is more than ``max_age`` before ``now``."""
@@ -121,6 +122,8 @@ class _Fetched:
 
     def requests(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         lo, hi = _ms(starts), _ms(ends)
+        if len(lo) and (hi - lo != hi[0] - lo[0]).any():
+            raise OnlineStoreError("request intervals of one read must have one length (see history_intervals)")
         out = np.full((len(self.zones), len(lo)), np.nan)
         ok = (lo >= self._since) & (hi <= self._watermark)
         if not ok.any():

@@ -74,12 +74,13 @@ class StoreSpec:
     factory: Callable[["Settings"], OnlineStore]
     requires: str | None  # importable module the backend needs (None: nothing beyond numpy)
     package: str | None  # its distribution, for the install hint
+    extra: str | None  # the pyproject extra that brings it
     description: str
 
 
 STORES: dict[str, StoreSpec] = {
-    "memory": StoreSpec("memory", _memory, None, None, "in the serving process, numpy rings (one machine)"),
-    "redis": StoreSpec("redis", _redis, "redis", "redis", "one Redis shared by every replica (Kubernetes)"),
+    "memory": StoreSpec("memory", _memory, None, None, None, "in the serving process, numpy rings (one machine)"),
+    "redis": StoreSpec("redis", _redis, "redis", "redis", "serve", "one Redis shared by every replica (Kubernetes)"),
 }
 
 
@@ -90,5 +91,5 @@ def get_store(settings: "Settings", backend: StoreName | str | None = None) -> O
     if spec is None:
         raise StoreConfigError(f"unknown online store {name!r}; choose {', '.join(STORES)}")
     if spec.requires and importlib.util.find_spec(spec.requires) is None:
-        raise StoreNotInstalledError(spec.name, spec.package or spec.requires)
+        raise StoreNotInstalledError(spec.name, spec.package or spec.requires, spec.extra or "")
     return spec.factory(settings)

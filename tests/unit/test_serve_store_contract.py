@@ -81,7 +81,7 @@ def test_registry_errors_are_typed(tmp_path, monkeypatch):
     with pytest.raises(StoreConfigError, match="RIDECAST_SERVING__REDIS_URL"):
         get_store(s, "redis")
     monkeypatch.setitem(sys.modules, "redis", None)  # as if the package were not installed
-    with pytest.raises(StoreNotInstalledError, match="needs the Python package 'redis'.*bootstrap.sh"):
+    with pytest.raises(StoreNotInstalledError, match=r"needs the Python package 'redis'.*bootstrap.sh.*ridecast\[serve\]"):
         get_store(s, "redis")
     assert get_store(s, "memory").name == "memory"
 
