@@ -2,10 +2,11 @@
 
 Layout under ``serving.key_prefix`` (``P``):
 
-* ``P:w:{zone}:{W}:{day}``: a hash per zone, window size and UTC day of the window end; field = end in epoch ms,
+* ``P:w:{W}:{day}``: a hash per window size and UTC day of the window end; field = ``{zone}:{end in epoch ms}``,
   value = the window's ``COLUMNS`` as little-endian float64. ``HSET`` on an existing field is the dedupe (the
   same window again, stored once) and its reply tells new from repeated. Each day's key expires after the history
-  span plus a day, which is the retention: no trimming job, and a lookup's reads group into a few ``HMGET``.
+  span plus a day, which is the retention: no trimming job. Zones share the day's hash, so a lookup is one
+  ``HMGET`` per window size and day it touches, however many zones it asks for (the batch endpoint's case).
 * ``P:bounds``: a sorted set whose ``watermark`` / ``since`` members move only forward / backward
   (``ZADD GT`` / ``ZADD LT``), so concurrent writers cannot move the feature time back.
 * ``P:latest:{zone}``: per window size, the newest end (``ZADD GT``); ``P:zones``: every zone seen.
@@ -49,8 +50,8 @@ class RedisStore:
         self.windows = list(settings.flink.window_minutes)
         self.ttl_s = history_span_ms(settings) // 1000 + 86_400
 
-    def _hkey(self, zone: str, w: int, end_ms: int) -> str:
-        return f"{self.prefix}:w:{zone}:{w}:{end_ms // _DAY_MS}"
+    def _hkey(self, w: int, end_ms: int) -> str:
+        return f"{self.prefix}:w:{w}:{end_ms // _DAY_MS}"
 
     def _call(self, fn: Any, *args: Any) -> Any:
         try:
@@ -62,26 +63,25 @@ class RedisStore:
         check_rows(rows, self.slide_ms // 60_000, self.windows)
         if not rows:
             return 0
-        pipe = self._r.pipeline(transaction=False)
-        expiring: set[str] = set()
+        by_key: dict[str, dict[str, bytes]] = defaultdict(dict)
         latest: dict[str, dict[str, int]] = defaultdict(dict)
         for r in rows:
-            key = self._hkey(r.zone, r.window_minutes, r.window_end_ms)
-            pipe.hset(key, str(r.window_end_ms), np.asarray(r.values, dtype="<f8").tobytes())
-            if key not in expiring:
-                expiring.add(key)
-                pipe.expire(key, self.ttl_s)
+            # a key twice in one batch is the same window twice: the dict keeps it once
+            by_key[self._hkey(r.window_minutes, r.window_end_ms)][f"{r.zone}:{r.window_end_ms}"] = (
+                np.asarray(r.values, dtype="<f8").tobytes())
             mine = latest[r.zone]
             mine[str(r.window_minutes)] = max(mine.get(str(r.window_minutes), 0), r.window_end_ms)
-        n_hset = len(pipe.command_stack)  # hset and expire, interleaved; their replies come first
+        pipe = self._r.pipeline(transaction=False)
+        for key, fields in by_key.items():  # one HSET per day-hash: a bootstrap is thousands of commands, not 1M
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, self.ttl_s)
         for zone, ends in latest.items():
             pipe.zadd(f"{self.prefix}:latest:{zone}", ends, gt=True)
         pipe.sadd(f"{self.prefix}:zones", *latest)
         pipe.zadd(f"{self.prefix}:bounds", {"watermark": max(r.window_end_ms for r in rows)}, gt=True)
         pipe.zadd(f"{self.prefix}:bounds", {"since": min(r.window_start_ms for r in rows)}, lt=True)
-        commands = [c[0][0] for c in pipe.command_stack[:n_hset]]
         replies = self._call(pipe.execute)
-        return sum(int(rep) for cmd, rep in zip(commands, replies) if cmd == "HSET")
+        return sum(int(n) for n in replies[0:2 * len(by_key):2])  # HSET replies: fields that were new
 
     def bounds(self) -> tuple[int | None, int | None]:
         pairs = dict(self._call(self._r.zrange, f"{self.prefix}:bounds", 0, -1, False, True))
@@ -93,22 +93,22 @@ class RedisStore:
 
     def read(self, zones: Sequence[str], wanted: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
         pipe = self._r.pipeline(transaction=False)
-        plan = []  # (w, zone index, positions in want) per HMGET, in pipeline order
+        plan = []  # (w, positions in want) per HMGET, in pipeline order; fields are zone-major
         out = {}
         for w, want in wanted.items():
             want = np.asarray(want, dtype=np.int64)
             out[w] = np.full((len(zones), len(want), len(COLUMNS)), np.nan)
             days = want // _DAY_MS
-            groups = [(d, np.flatnonzero(days == d)) for d in np.unique(days)]
-            for zi, zone in enumerate(zones):
-                for d, pos in groups:
-                    pipe.hmget(f"{self.prefix}:w:{zone}:{w}:{d}", [str(e) for e in want[pos]])
-                    plan.append((w, zi, pos))
+            for d in np.unique(days):
+                pos = np.flatnonzero(days == d)
+                pipe.hmget(f"{self.prefix}:w:{w}:{d}", [f"{z}:{e}" for z in zones for e in want[pos]])
+                plan.append((w, pos))
         replies = self._call(pipe.execute) if plan else []
-        for (w, zi, pos), values in zip(plan, replies):
+        for (w, pos), values in zip(plan, replies):
             hit = [i for i, v in enumerate(values) if v is not None]
             if hit:
-                out[w][zi, pos[hit]] = np.frombuffer(b"".join(values[i] for i in hit), dtype=_VALUE)
+                zi, pi = np.divmod(np.asarray(hit), len(pos))
+                out[w][zi, pos[pi]] = np.frombuffer(b"".join(values[i] for i in hit), dtype=_VALUE)
         return out
 
     def latest(self, zone: str) -> dict[int, WindowRow]:
