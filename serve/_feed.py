@@ -69,15 +69,16 @@ class FeedStats:
         return self.messages - self.rejected - self.new
 
 
-StartAt = Literal["committed", "earliest", "latest"]
+StartAt = Literal["committed", "earliest", "latest", "rewind"]
 
 
 class FeatureFeed:
     """Consumes ``kafka.features_topic`` into a store.
 
     ``start``: ``committed`` resumes the ``serving.consumer_group`` (one feed writing a shared Redis);
-    ``earliest`` / ``latest`` / an instant read without a group (an in-process store that bootstrapped itself:
-    every replica reads the whole topic from there).
+    ``rewind`` (``serving.feed_rewind_s`` before now, by the records' timestamps), ``earliest``, ``latest`` or an
+    instant read without a group: an in-process store that bootstrapped itself from the lake, whose commits lag
+    the topic, reads the recent topic again in every replica and lets the dedupe absorb the overlap.
     """
 
     def __init__(self, store: "OnlineStore", settings: "Settings", start: StartAt | datetime | pd.Timestamp = "committed",
@@ -103,7 +104,9 @@ class FeatureFeed:
         elif start == "latest":
             self._consumer.seek_to_end(*parts)
         else:
-            ms = int(pd.Timestamp(start).timestamp() * 1000)
+            at = pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=settings.serving.feed_rewind_s) \
+                if start == "rewind" else pd.Timestamp(start)
+            ms = int(at.timestamp() * 1000)
             found = self._consumer.offsets_for_times({tp: ms for tp in parts})
             for tp in parts:
                 if found.get(tp) is None:

@@ -268,6 +268,18 @@ def test_feed_from_the_online_topic_dedupes_and_skips_bad_messages(tmp_path, bac
         assert (again.stats.messages, again.stats.new) == (5, 0)
     finally:
         again.close()
+    # without a group: from an instant by the records' timestamps (a replica after its lake bootstrap)
+    total = len(messages) + len(bad) + len(resent) + 5
+    rewind = FeatureFeed(store, s, start="rewind")  # serving.feed_rewind_s back: everything produced above
+    future = FeatureFeed(store, s, start=pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=1))
+    try:
+        _drain(rewind, total)
+        assert (rewind.stats.new, rewind.stats.rejected) == (0, len(bad))
+        future.poll(1.0)
+        assert future.stats.messages == 0
+    finally:
+        rewind.close()
+        future.close()
         store.clear()
         store.close()
 
