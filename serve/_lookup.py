@@ -70,6 +70,11 @@ class FeatureLookup:
     def stale(self) -> bool:
         return is_stale(self.feature_time, self.now, self.max_age)
 
+    def seasonal_naive(self, zone: str) -> float:
+        """The stale fallback: requests in the same window one week earlier (``lag_7d``, the seasonal-naive
+        baseline of ``training.baselines``); NaN when the store's history does not reach back a week."""
+        return float(self.matrix.values[self.matrix.zones.index(zone), self.matrix.columns.index("lag_7d")])
+
     def vector(self, zone: str, columns: Sequence[str] | None = None) -> np.ndarray:
         """One zone's features, in ``columns`` order (a model's ``feature_names``) or the definition's."""
         row = self.matrix.values[self.matrix.zones.index(zone)]

@@ -32,7 +32,6 @@ from serve import (
     bootstrap_from_lake,
     get_store,
     is_stale,
-    rows_from_frame,
 )
 from tests.lake_fixtures import gold_windows, online_message, synthetic_events, write_lake
 from training.dataset import build_frame, cutoff_grid, load_lake
@@ -145,6 +144,7 @@ def test_history_lookups_read_yesterday_and_four_weeks_back(store_settings):
     assert got.feature_time == T0 and got.zones == ["A", "B"]
     a = dict(zip(got.matrix.columns, got.vector("A")))
     assert a["lag_1d"] == 20 and [a[f"lag_{d}d"] for d in (7, 14, 21, 28)] == [10, 20, 30, 40]
+    assert got.seasonal_naive("A") == 10  # the stale fallback: same window last week
     assert a["weekly_mean"] == 25 and a["recent_h"] == 1 and a["w15_requests_lag0"] == 1
     assert a["zone_mean_7d"] == (1 + 20 + 10) / (7 * 96)  # the week's requests, per 15-minute slot
     b = dict(zip(got.matrix.columns, got.vector("B")))
