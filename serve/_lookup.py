@@ -141,7 +141,13 @@ class _Fetched:
 
 
 class OnlineFeatures:
-    """What a serving replica asks: the feature vectors of some zones as of the newest closed window."""
+    """What a serving replica asks: the feature vectors of some zones as of the newest closed window.
+
+    The feature time is the newest window end in the store. Flink emits every zone's windows for one end together
+    and the feed stores a poll's rows in one upsert, so a lookup can see an end whose burst is only partly stored
+    (a missing zone then reads as "no events") only when one burst spans two polls; if that shows up under load,
+    a settle delay (use the previous end until the next one arrives) is the fix, at one slide of freshness.
+    """
 
     def __init__(self, store: "OnlineStore", settings: "Settings") -> None:
         self.store, self.settings = store, settings
