@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -19,6 +20,7 @@ __all__ = [
     "CatalogSettings",
     "FlinkSettings",
     "KafkaSettings",
+    "ServingSettings",
     "Settings",
     "SqlSettings",
     "TrainingSettings",
@@ -118,6 +120,24 @@ class TrainingSettings(BaseModel):
         return sorted(set(v))
 
 
+class ServingSettings(BaseModel):
+    """Online forecasting (issue #9): the online feature store a serving replica reads and how fresh it must be."""
+
+    backend: Literal["memory", "redis"] = Field(
+        "memory", description="online feature store: memory (in-process, one machine) or redis (shared, Kubernetes)"
+    )
+    redis_url: str | None = Field(None, description="redis://host:port/db of the redis backend (required for it)")
+    key_prefix: str = Field("ridecast", description="Redis key namespace, so several stores can share one server")
+    max_feature_age_s: float = Field(
+        900.0, gt=0, description="features older than this are stale (responses fall back to seasonal-naive)"
+    )
+    consumer_group: str = Field("ridecast-serving", description="Kafka group of the shared (redis) store's feed")
+    feed_rewind_s: int = Field(
+        3600, ge=0,
+        description="an in-process store's feed starts this far back on the topic, after the Iceberg bootstrap",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RIDECAST_", env_nested_delimiter="__", extra="ignore")
 
@@ -127,6 +147,7 @@ class Settings(BaseSettings):
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
     sql: SqlSettings = Field(default_factory=SqlSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
     zones_file: Path | None = Field(None, description="zone list CSV; default Singapore's 55 planning areas")
     commit_interval_s: float = Field(5.0, gt=0, description="how often the Iceberg committer looks for files")
 

