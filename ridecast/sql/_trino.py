@@ -1,5 +1,8 @@
 """The production engine: Trino over the JDBC Iceberg catalog. SQL is sent exactly as written.
 
+The server is ``sql.trino_url`` (a cluster) or, when that is unset, the embedded single-node Trino that
+``ridecast up --trino`` runs over the same catalog (:mod:`ridecast.stack.trino`).
+
 Trino speaks the dialect the README's queries are written in, so nothing is translated here; the
 catalog and user come from settings (``sql.trino_catalog`` / ``sql.trino_user``), never from code.
 """
@@ -53,15 +56,23 @@ def _to_arrow(description: list, rows: list[list]) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=names) if names else pa.table({})
 
 
+def _embedded_trino_url(settings: "Settings") -> str | None:
+    """The server `ridecast up --trino` started, if it runs (a configured URL always wins)."""
+    from ridecast.stack.trino import trino_url
+
+    return trino_url(settings)
+
+
 class TrinoEngine:
     """A DB-API client per query (the client is cheap; Trino keeps the state server-side)."""
 
     name = "trino"
 
     def __init__(self, settings: "Settings") -> None:
-        url = settings.sql.trino_url
+        url = settings.sql.trino_url or _embedded_trino_url(settings)
         if not url:
-            raise SqlError("the trino engine needs sql.trino_url (env RIDECAST_SQL__TRINO_URL=http://host:8080)")
+            raise SqlError("the trino engine needs sql.trino_url (env RIDECAST_SQL__TRINO_URL=http://host:8080) "
+                           "or the embedded server: `ridecast up --trino`")
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise SqlError(f"sql.trino_url {url!r} must look like http(s)://host:port")
