@@ -7,7 +7,10 @@ import typer
 __all__ = ["register"]
 
 
-def up(no_job: bool = typer.Option(False, "--no-job", help="start only the broker and the tables")) -> None:
+def up(
+    no_job: bool = typer.Option(False, "--no-job", help="start only the broker and the tables"),
+    trino: bool = typer.Option(False, "--trino", help="also start the embedded Trino server over the catalog"),
+) -> None:
     """Start the broker, create topics and tables, start the feature job and the Iceberg committer."""
     from rich.console import Console
 
@@ -30,6 +33,12 @@ def up(no_job: bool = typer.Option(False, "--no-job", help="start only the broke
             console.print(f"[green]✓[/] feature job pid {rec['pid']}, restored from {restored}")
             rec = start_committer(s)
             console.print(f"[green]✓[/] committer pid {rec['pid']}")
+    if trino:
+        from ridecast.stack.trino import start_trino
+
+        with console.status("starting Trino (a minute or more)…"):
+            url = start_trino(s)
+        console.print(f"[green]✓[/] Trino at {url}, catalog {s.sql.trino_catalog} (`ridecast sql --engine trino`)")
     console.print(f"state and logs in {s.state_dir}")
 
 
@@ -41,8 +50,11 @@ def down() -> None:
     from ridecast.pipeline import stop_stream
     from ridecast.stack.broker import stop_broker
 
+    from ridecast.stack.trino import stop_trino
+
     s = get_settings()
-    stopped = stop_stream(s)
+    stopped = ["trino"] if stop_trino(s) else []
+    stopped += stop_stream(s)
     if stop_broker(s):
         stopped.append("broker")
     Console().print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
@@ -64,7 +76,9 @@ def status() -> None:
     procs = Table(title="processes")
     for col in ("component", "state", "pid", "log"):
         procs.add_column(col)
-    for proc in (broker_process(s), feature_job_process(s), committer_process(s)):
+    from ridecast.stack.trino import trino_process
+
+    for proc in (broker_process(s), feature_job_process(s), committer_process(s), trino_process(s)):
         rec = proc.info()
         procs.add_row(proc.name, "[green]running[/]" if rec else "[dim]stopped[/]", str(rec["pid"]) if rec else "",
                       str(proc.log_file))

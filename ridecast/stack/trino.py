@@ -29,8 +29,11 @@ __all__ = [
     "TrinoNotInstalledError",
     "TrinoNotReadyError",
     "catalog_properties",
+    "drop_catalog",
     "find_java_home",
     "jdbc_url",
+    "register_catalog",
+    "render_create_catalog",
     "render_config",
     "render_jvm_config",
     "start_trino",
@@ -57,6 +60,7 @@ JVM_FLAGS = (
     "-Djdk.attach.allowAttachSelf=true",
     "-Djdk.nio.maxCachedBufferSize=2000000",
     "-Dfile.encoding=UTF-8",
+    "-Duser.timezone=UTC",  # the session zone of clients that send none; the embedded engine uses UTC too
     "-XX:+EnableDynamicAgentLoading",
 )
 
@@ -187,6 +191,27 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
     elif scheme in {"s3", "s3a"}:
         props["fs.native-s3.enabled"] = "true"
     return props
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def render_create_catalog(name: str, settings: Settings) -> str:
+    """CREATE CATALOG for a server with dynamic catalogs: the same properties as the static catalog file."""
+    props = catalog_properties(settings)
+    connector = props.pop("connector.name")
+    body = ",\n  ".join(f'"{k}" = {_sql_string(v)}' for k, v in props.items())
+    return f'CREATE CATALOG "{name}" USING {connector} WITH (\n  {body}\n)'
+
+
+def register_catalog(url: str, name: str, settings: Settings) -> None:
+    """Add a catalog over ``settings``' Iceberg catalog to a running server (``trino.dynamic_catalogs``)."""
+    query_one(url, render_create_catalog(name, settings), timeout=60.0)
+
+
+def drop_catalog(url: str, name: str) -> None:
+    query_one(url, f'DROP CATALOG IF EXISTS "{name}"', timeout=60.0)
 
 
 def render_properties(props: dict[str, str]) -> str:
