@@ -86,17 +86,16 @@ def build_lake(settings: Settings) -> Lake:
 Q = SuiteQuery
 SUITE: list[SuiteQuery] = [
     # -- browsing the catalog
-    Q("show_schemas", "SHOW SCHEMAS", embedded_rejects="SHOW statement", ordered=False),
-    Q("show_tables", "SHOW TABLES FROM gold", embedded_rejects="SHOW statement", ordered=False),
-    Q("show_columns", "SHOW COLUMNS FROM gold.zone_features", embedded_rejects="SHOW statement"),
-    Q("describe", "DESCRIBE silver.trip_events", embedded_rejects="DESCRIBE statement"),
+    Q("show_schemas", "SHOW SCHEMAS", ordered=False),
+    Q("show_tables", "SHOW TABLES FROM gold", ordered=False),
+    Q("show_columns", "SHOW COLUMNS FROM gold.zone_features"),
+    Q("describe", "DESCRIBE silver.trip_events"),
     Q("information_schema_tables",
       "SELECT table_schema, table_name FROM information_schema.tables "
-      "WHERE table_schema IN ('gold', 'silver') ORDER BY 1, 2", embedded_rejects="information_schema"),
+      "WHERE table_schema IN ('gold', 'silver') ORDER BY 1, 2"),
     Q("information_schema_columns",
       "SELECT column_name, data_type FROM information_schema.columns "
-      "WHERE table_schema = 'gold' AND table_name = 'zone_features' ORDER BY ordinal_position",
-      embedded_rejects="information_schema"),
+      "WHERE table_schema = 'gold' AND table_name = 'zone_features' ORDER BY ordinal_position"),
     # -- filters and aggregates
     Q("count_all", "SELECT count(*) AS n FROM silver.trip_events"),
     Q("count_by_type", "SELECT event_type, count(*) AS n FROM silver.trip_events GROUP BY 1 ORDER BY 1"),

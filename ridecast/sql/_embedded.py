@@ -234,10 +234,15 @@ class EmbeddedEngine:
         return arrow
 
     def _information_schema_arrow(self, kind: str, tables: dict[tuple[str, str], "Table"]) -> pa.Table:
-        """Trino's information_schema.{schemata,tables,columns} for the lake's tables, from pyiceberg."""
+        """Trino's information_schema.{schemata,tables,columns} for the lake's tables, from pyiceberg.
+
+        ``columns`` carries each field's doc as an extra ``comment`` column (what SHOW COLUMNS shows); the
+        information_schema tables themselves are not listed in ``tables``/``columns``."""
         cat = self._db
         if kind == "schemata":
-            names = sorted({".".join(ns) for ns in self._open_catalog().list_namespaces()} | {"information_schema"})
+            # Trino lists its own information_schema and the Iceberg connector's system schema too
+            names = sorted({".".join(ns) for ns in self._open_catalog().list_namespaces()}
+                           | {"information_schema", "system"})
             return pa.table({"catalog_name": [cat] * len(names), "schema_name": names})
         if kind == "tables":
             keys = sorted(tables)
@@ -308,6 +313,8 @@ class EmbeddedEngine:
                     body = f"SELECT * FROM iceberg_scan({_lit(table.metadata_location)}, snapshot_from_id={snap})"
                     temp_views.append(self._create_view(con, ref, body))
                 result = _hugeint_to_bigint(con.execute(tr.sql).to_arrow_table())
+                if tr.columns is not None:
+                    result = result.rename_columns(list(tr.columns))
             except SqlError:
                 raise
             except Exception as exc:

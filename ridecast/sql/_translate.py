@@ -51,6 +51,10 @@ _SHOW_COLUMNS = re.compile(
     rf"^\s*(?:SHOW\s+COLUMNS\s+(?:FROM|IN)|DESCRIBE|DESC)\s+((?:{_NAME}\.){{0,2}}{_NAME})\s*;?\s*$", re.I)
 
 
+# what Trino names SHOW's output columns (sqlglot's qualify would lower-case the aliases)
+_SHOW_COLUMNS_OUT = {"Schema": ("Schema",), "Table": ("Table",), "Column": ("Column", "Type", "Extra", "Comment")}
+
+
 def _unquote(name: str) -> str:
     return name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
 
@@ -73,7 +77,7 @@ def rewrite_show(sql: str) -> str | None:
         if len(parts) < 2:
             raise UnsupportedSqlError("SHOW COLUMNS / DESCRIBE of an unqualified table", "write <schema>.<table>")
         schema, table = parts[-2], parts[-1]
-        return ('SELECT column_name AS "Column", data_type AS "Type", \'\' AS "Extra", comment AS "Comment" '
+        return ('SELECT column_name AS "Column", data_type AS "Type", \'\' AS "Extra", coalesce(comment, \'\') AS "Comment" '
                 f"FROM information_schema.columns WHERE table_schema = '{schema}' AND table_name = '{table}' "
                 "ORDER BY ordinal_position")
     return None
@@ -144,6 +148,7 @@ class Translation:
     metadata: tuple[MetadataRef, ...]
     time_travel: tuple[TimeTravelRef, ...]
     information_schema: tuple[str, ...] = ()  # views of INFORMATION_SCHEMA_TABLES the engine must create
+    columns: tuple[str, ...] | None = None  # output names to restore (SHOW's capitalised ones)
 
 
 def suggestion_for(function: str) -> str | None:
@@ -347,7 +352,8 @@ def translate(
     ``schema`` ({catalog: {ns: {table: {column: type}}}}) lets integer division keep Trino's meaning;
     ``known_functions`` (DuckDB's function names) turns unknown functions into :class:`UnsupportedSqlError`.
     """
-    stmt = parse_one_query(rewrite_show(sql) or sql)
+    show = rewrite_show(sql)
+    stmt = parse_one_query(show or sql)
     infos: list[str] = []
     tables, metas, travels = _rewrite_tables(stmt, catalog, infos)
     _rewrite_functions(stmt)
@@ -358,4 +364,4 @@ def translate(
     except UnsupportedError as exc:
         raise UnsupportedSqlError(str(exc).splitlines()[0]) from None
     return Translation(out, tuple(dict.fromkeys(tables)), tuple(dict.fromkeys(metas)), tuple(travels),
-                       tuple(dict.fromkeys(infos)))
+                       tuple(dict.fromkeys(infos)), _SHOW_COLUMNS_OUT.get(show.split('"', 2)[1]) if show else None)
