@@ -95,16 +95,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def trino_server(tmp_path_factory: pytest.TempPathFactory) -> str:
+def trino_stack(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """One real Trino 476 for the whole session, started only when a test asks; catalogs are added per test
-    (``trino.dynamic_catalogs``), so one server serves every catalog backend. Returns its URL."""
+    (``trino.dynamic_catalogs``), so one server serves every catalog backend. Returns the server's settings."""
     from ridecast.config import TrinoSettings
     from ridecast.stack.trino import start_trino, stop_trino
 
     s = Settings(home=tmp_path_factory.mktemp("trino-home"), trino=TrinoSettings(heap="2G", dynamic_catalogs=True))
-    url = start_trino(s)
-    yield url
-    stop_trino(s)
+    start_trino(s)
+    yield s
+    assert stop_trino(s), "the session's Trino was not running at the end"
+
+
+@pytest.fixture(scope="session")
+def trino_server(trino_stack: Settings) -> str:
+    """The session Trino's URL."""
+    from ridecast.stack.trino import trino_url
+
+    return trino_url(trino_stack)
 
 
 @pytest.fixture

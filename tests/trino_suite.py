@@ -210,6 +210,26 @@ SUITE: list[SuiteQuery] = [
     Q("version_as_of", "SELECT count(*) AS n FROM gold.zone_features FOR VERSION AS OF {s1}"),
     Q("version_as_of_latest", "SELECT count(*) AS n FROM gold.zone_features FOR VERSION AS OF {s2}"),
     Q("timestamp_as_of", "SELECT count(*) AS n FROM gold.zone_features FOR TIMESTAMP AS OF {ts1}"),
+    # -- more functions users reach for
+    Q("transform_lambda", "SELECT transform(ARRAY[1, 2, 3], x -> x * 10) AS a"),
+    Q("histogram", "SELECT histogram(event_type) AS h FROM silver.trip_events"),
+    Q("regexp_extract", "SELECT regexp_extract(pickup_zone, '^(\\w+)', 1) AS first_word, count(*) AS n "
+                        "FROM silver.trip_events GROUP BY 1 ORDER BY 1"),
+    Q("array_join_ordered", "SELECT array_join(array_agg(DISTINCT event_type ORDER BY event_type), ',') AS kinds "
+                            "FROM silver.trip_events"),
+    # -- Trino-only: the embedded engine refuses these with an error naming the construct
+    Q("show_create_table", "SHOW CREATE TABLE gold.zone_features", embedded_rejects="SHOW statement"),
+    Q("to_iso8601", "SELECT to_iso8601(max(window_end)) AS t FROM gold.zone_features", embedded_rejects="to_iso8601"),
+    Q("with_timezone", "SELECT with_timezone(TIMESTAMP '2024-05-01 08:00', 'Asia/Singapore') AS t",
+      embedded_rejects="with_timezone"),
+    Q("metadata_entries", 'SELECT count(*) AS n FROM gold."zone_features$entries"',
+      embedded_rejects=r"zone_features\$entries"),
+    Q("version_as_of_branch", "SELECT count(*) AS n FROM gold.zone_features FOR VERSION AS OF 'main'",
+      embedded_rejects="branch or tag"),
+    Q("match_recognize",
+      "SELECT zone, n FROM (SELECT zone, window_end, requests FROM gold.zone_features WHERE window_minutes = 60) "
+      "MATCH_RECOGNIZE (PARTITION BY zone ORDER BY window_end MEASURES count(*) AS n ONE ROW PER MATCH "
+      "PATTERN (up+) DEFINE up AS requests > 5) ORDER BY zone, n LIMIT 3", embedded_rejects="MATCH_RECOGNIZE"),
 ]
 
 

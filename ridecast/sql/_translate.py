@@ -233,6 +233,9 @@ def _rewrite_tables(
             kind = str(version.this).lower()
             if kind not in {"version", "timestamp"} or str(version.args.get("kind", "")).upper() != "AS OF":
                 raise UnsupportedSqlError(f"FOR {version.this} {version.args.get('kind')}", "use FOR VERSION AS OF <id>")
+            if kind == "version" and isinstance(version.expression, exp.Literal) and version.expression.is_string:
+                raise UnsupportedSqlError(f"FOR VERSION AS OF {version.expression.sql(dialect='trino')} (a branch or tag)",
+                                          f'use a snapshot id from {ns}."{name}$refs"')
             view = f"{name}$tt{len(travels)}"
             value_sql = version.expression.sql(dialect="duckdb")
             travels.append(TimeTravelRef(ns, name, kind, value_sql, view))
@@ -354,6 +357,8 @@ def translate(
     """
     show = rewrite_show(sql)
     stmt = parse_one_query(show or sql)
+    if stmt.find(exp.MatchRecognize) is not None:
+        raise UnsupportedSqlError("MATCH_RECOGNIZE", "use window functions (lag/lead, row_number)")
     infos: list[str] = []
     tables, metas, travels = _rewrite_tables(stmt, catalog, infos)
     _rewrite_functions(stmt)
