@@ -39,7 +39,7 @@ def test_status_shows_trino_running(trino_stack: Settings, monkeypatch):
     finally:
         get_settings.cache_clear()
     assert out.exit_code == 0, out.output
-    line = next(ln for ln in out.stdout.splitlines() if "trino" in ln and "log" in ln)
+    line = next(ln for ln in out.stdout.splitlines() if ln.lstrip("│ ").startswith("trino "))
     assert "running" in line and str(trino_process(trino_stack).info()["pid"]) in line
 
 
