@@ -79,3 +79,27 @@ def test_joda_patterns():
     assert joda_to_strftime("HH:mm:ss.SSS '100%'") == "%H:%M:%S.%g 100%%"
     with pytest.raises(UnsupportedSqlError, match="'ww'"):
         joda_to_strftime("yyyy-ww")
+
+
+def test_translation_of_show_and_rewritten_functions():
+    from ridecast.sql import translate
+    from ridecast.sql._translate import rewrite_show
+
+    assert rewrite_show("select 1") is None
+    assert "information_schema.schemata WHERE schema_name LIKE 'g%'" in rewrite_show("SHOW SCHEMAS LIKE 'g%'")
+    assert "table_schema = 'gold'" in rewrite_show('SHOW TABLES FROM iceberg."gold"')
+    desc = rewrite_show("DESCRIBE gold.zone_features")
+    assert desc == rewrite_show("SHOW COLUMNS FROM gold.zone_features")
+    assert "table_schema = 'gold' AND table_name = 'zone_features'" in desc
+    t = translate("SHOW COLUMNS IN gold.zone_features")
+    assert t.information_schema == ("columns",) and t.columns == ("Column", "Type", "Extra", "Comment")
+    assert '"$information_schema".columns' in t.sql.replace('"columns"', "columns")
+    with pytest.raises(UnsupportedSqlError, match="without a schema"):
+        translate("SHOW TABLES")
+    with pytest.raises(UnsupportedSqlError, match="information_schema.views"):
+        translate("SELECT * FROM information_schema.views")
+    assert "DATE_SUB('minute', a, b)" in translate("SELECT date_diff('minute', a, b) FROM t").sql
+    assert "MAP(LIST(k), LIST(v))" in translate("SELECT map_agg(k, v) FROM t").sql
+    assert "'%Y-%m-%d'" in translate("SELECT format_datetime(ts, 'yyyy-MM-dd') FROM t").sql
+    with pytest.raises(UnsupportedSqlError, match="branch or tag"):
+        translate("SELECT * FROM gold.t FOR VERSION AS OF 'main'")
