@@ -43,13 +43,12 @@ def up(
 
 
 def down() -> None:
-    """Stop everything `up` started (checkpoints and tables stay)."""
+    """Stop everything `up` started, Trino included (checkpoints and tables stay)."""
     from rich.console import Console
 
     from ridecast.config import get_settings
     from ridecast.pipeline import stop_stream
     from ridecast.stack.broker import stop_broker
-
     from ridecast.stack.trino import stop_trino
 
     s = get_settings()
@@ -70,14 +69,13 @@ def status() -> None:
     from ridecast.config import get_settings
     from ridecast.pipeline import committer_process, feature_job_process, latest_checkpoint
     from ridecast.stack.broker import broker_process
+    from ridecast.stack.trino import trino_process
 
     s = get_settings()
     console = Console()
     procs = Table(title="processes")
     for col in ("component", "state", "pid", "log"):
         procs.add_column(col)
-    from ridecast.stack.trino import trino_process
-
     for proc in (broker_process(s), feature_job_process(s), committer_process(s), trino_process(s)):
         rec = proc.info()
         procs.add_row(proc.name, "[green]running[/]" if rec else "[dim]stopped[/]", str(rec["pid"]) if rec else "",
