@@ -217,6 +217,12 @@ SUITE: list[SuiteQuery] = [
                         "FROM silver.trip_events GROUP BY 1 ORDER BY 1"),
     Q("array_join_ordered", "SELECT array_join(array_agg(DISTINCT event_type ORDER BY event_type), ',') AS kinds "
                             "FROM silver.trip_events"),
+    Q("array_functions", "SELECT array_sort(ARRAY[3, 1, 2]) AS s, array_distinct(ARRAY[3, 1, 3, 2]) AS d, "
+                         "slice(ARRAY[1, 2, 3, 4], 2, 2) AS sl"),
+    Q("date_trunc_of_date", "SELECT date_trunc('month', CAST(event_time AS date)) AS month, count(*) AS n "
+                            "FROM silver.trip_events GROUP BY 1 ORDER BY 1"),
+    Q("format_printf", "SELECT format('%s: %d events', pickup_zone, count(*)) AS line FROM silver.trip_events "
+                       "GROUP BY pickup_zone ORDER BY 1"),
     # -- Trino-only: the embedded engine refuses these with an error naming the construct
     Q("show_create_table", "SHOW CREATE TABLE gold.zone_features", embedded_rejects="SHOW statement"),
     Q("to_iso8601", "SELECT to_iso8601(max(window_end)) AS t FROM gold.zone_features", embedded_rejects="to_iso8601"),

@@ -283,12 +283,36 @@ def _rewrite_functions(stmt: exp.Expression) -> None:
     """Trino functions whose DuckDB spelling or meaning differs, rewritten to an exact equivalent.
 
     ``date_diff`` counts whole units in Trino (DuckDB's ``date_diff`` counts boundaries; its ``date_sub``
-    counts whole units), ``format_datetime`` takes a Joda pattern, ``map_agg`` is a map of two lists.
+    counts whole units), ``format_datetime`` takes a Joda pattern, ``map_agg`` is a map of two lists,
+    ``format`` is printf-style, ``slice`` takes a length, ``array_distinct`` keeps order, and ``date_trunc``
+    of a date stays a date.
     """
     for node in list(stmt.find_all(exp.DateDiff)):
         unit = node.args.get("unit")
         unit_sql = exp.Literal.string(str(unit.name if hasattr(unit, "name") else unit or "day").lower())
         node.replace(exp.Anonymous(this="date_sub", expressions=[unit_sql, node.expression, node.this]))
+    for node in list(stmt.find_all(exp.Format)):  # Trino's format() is printf-style, DuckDB's is fmt-style
+        node.replace(exp.Anonymous(this="printf", expressions=[node.this, *node.expressions]))
+    for node in list(stmt.find_all(exp.ArraySlice)):  # slice(a, start, length); sqlglot keeps length as "end"
+        start, length = node.args.get("start"), node.args.get("end")
+        if start is None or length is None:
+            raise UnsupportedSqlError("slice() without a start and a length")
+        if isinstance(start, exp.Neg) or (isinstance(start, exp.Literal) and str(start.this).startswith("-")):
+            raise UnsupportedSqlError("slice() with a negative start", "use slice(a, cardinality(a) + 1 - n, n)")
+        end = exp.Sub(this=exp.Add(this=start.copy(), expression=length), expression=exp.Literal.number(1))
+        node.replace(exp.Anonymous(this="list_slice", expressions=[node.this, start, exp.Paren(this=end)]))
+    for node in list(stmt.find_all(exp.ArrayDistinct)):  # Trino keeps first occurrences in order
+        arr = node.this
+        keep = sqlglot.parse_one("list_filter(__a, (__rc_x, __rc_i) -> list_position(__a, __rc_x) = __rc_i)",
+                                 read="duckdb")
+        for ph in list(keep.find_all(exp.Column)):
+            if ph.name == "__a":
+                ph.replace(arr.copy())
+        node.replace(keep)
+    for node in list(stmt.find_all(exp.DateTrunc)):  # date_trunc of a date is a date in Trino
+        arg = node.this
+        if isinstance(arg, exp.Cast) and arg.to.this == exp.DataType.Type.DATE and not isinstance(node.parent, exp.Cast):
+            node.replace(exp.Cast(this=node.copy(), to=exp.DataType.build("DATE")))
     for fn in list(stmt.find_all(exp.Anonymous)):
         name = str(fn.this).lower()
         args = fn.expressions
