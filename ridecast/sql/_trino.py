@@ -43,6 +43,15 @@ def _arrow_type(type_code: object) -> pa.DataType | None:
     return _ARROW_TYPES.get(base)
 
 
+def _map_array(values: list) -> pa.Array:
+    """Trino maps arrive as dicts; pyarrow would infer a struct of their keys, so build an Arrow map."""
+    keys = [k for v in values if v for k in v]
+    items = [x for v in values if v for x in v.values()]
+    key_type = pa.array(keys).type if keys else pa.string()
+    item_type = pa.array(items).type if items else pa.null()
+    return pa.array([None if v is None else list(v.items()) for v in values], type=pa.map_(key_type, item_type))
+
+
 def _to_arrow(description: list, rows: list[list]) -> pa.Table:
     names = [d[0] for d in description or []]
     arrays = []
@@ -50,6 +59,9 @@ def _to_arrow(description: list, rows: list[list]) -> pa.Table:
         values = [r[i] for r in rows]
         typ = _arrow_type(d[1])
         try:
+            if str(d[1] or "").lower().startswith("map("):
+                arrays.append(_map_array(values))
+                continue
             arrays.append(pa.array(values, type=typ) if typ is not None else pa.array(values))
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             arrays.append(pa.array([None if v is None else str(v) for v in values], pa.string()))
