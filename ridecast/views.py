@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ridecast.sources.deliver import Delivery
     from ridecast.sources.ingest import IngestResult
     from ridecast.sources.simulate import SimulationResult
-    from ridecast.stack.lifecycle import DownResult, StackStatus, UpResult
+    from ridecast.stack.lifecycle import DownResult, StackStatus, TrinoResult, UpResult
     from ridecast.stack.maintain import MaintainReport
     from training import TrainResult
 
@@ -59,17 +59,21 @@ def up_text(r: UpResult) -> Text:
     return Text.from_markup("\n".join(lines))
 
 
+def trino_text(r: TrinoResult) -> Text:
+    return Text.from_markup(f"[green]✓[/] Trino at {r.url}, catalog {r.catalog} (`ridecast sql --engine trino`)")
+
+
 def down_text(r: DownResult) -> str:
     return f"stopped: {', '.join(r.stopped) or 'nothing was running'}"
 
 
 def status_view(r: StackStatus) -> Group:
     procs = Table(title="processes")
-    for col in ("component", "state", "pid", "log"):
+    for col in ("component", "state", "pid", "health", "log"):
         procs.add_column(col)
     for p in r.processes:
         procs.add_row(p.name, "[green]running[/]" if p.running else "[dim]stopped[/]",
-                      str(p.pid) if p.running else "", str(p.log_file))
+                      str(p.pid) if p.running else "", p.health or "", str(p.log_file))
     tables = Table(title="Iceberg tables")
     for col in ("table", "rows", "snapshots", "staged, not yet committed"):
         tables.add_column(col)

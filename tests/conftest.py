@@ -105,3 +105,38 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
         elif "unit" in parts:
             item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(scope="session")
+def trino_stack(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """One real Trino 476 for the whole session, started only when a test asks; catalogs are added per test
+    (``trino.dynamic_catalogs``), so one server serves every catalog backend. Returns the server's settings."""
+    from ridecast.config import TrinoSettings
+    from ridecast.stack.trino import start_trino, stop_trino
+
+    s = Settings(home=tmp_path_factory.mktemp("trino-home"), trino=TrinoSettings(heap="2G", dynamic_catalogs=True))
+    start_trino(s)
+    yield s
+    assert stop_trino(s), "the session's Trino was not running at the end"
+
+
+@pytest.fixture(scope="session")
+def trino_server(trino_stack: Settings) -> str:
+    """The session Trino's URL."""
+    from ridecast.stack.trino import trino_url
+
+    return trino_url(trino_stack)
+
+
+@pytest.fixture
+def trino_settings(catalog_settings: Settings, trino_server: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """``catalog_settings`` plus a Trino catalog over the same Iceberg catalog (SQLite or PostgreSQL)."""
+    from ridecast.stack.trino import drop_catalog, register_catalog
+
+    name = f"lake_{uuid.uuid4().hex[:8]}"
+    register_catalog(trino_server, name, catalog_settings)
+    s = _env_for(catalog_settings.home, monkeypatch, RIDECAST_SQL__TRINO_URL=trino_server,
+                 RIDECAST_SQL__TRINO_CATALOG=name)
+    yield s
+    drop_catalog(trino_server, name)
+    get_settings.cache_clear()

@@ -7,21 +7,27 @@ import typer
 __all__ = ["register"]
 
 
-def up(no_job: bool = typer.Option(False, "--no-job", help="start only the broker and the tables")) -> None:
+def up(
+    no_job: bool = typer.Option(False, "--no-job", help="start only the broker and the tables"),
+    trino: bool = typer.Option(False, "--trino", help="also start the embedded Trino server over the catalog"),
+) -> None:
     """Start the broker, create topics and tables, start the feature job and the Iceberg committer."""
     from rich.console import Console
 
     from ridecast.stack import lifecycle
-    from ridecast.views import up_text
+    from ridecast.views import trino_text, up_text
 
     console = Console()
     with console.status("starting the embedded stack…"):
         result = lifecycle.up(job=not no_job)
     console.print(up_text(result))
+    if trino:
+        with console.status("starting Trino (a minute or more)…"):
+            console.print(trino_text(lifecycle.up_trino()))
 
 
 def down() -> None:
-    """Stop everything `up` started (checkpoints and tables stay)."""
+    """Stop everything `up` started, Trino included (checkpoints and tables stay)."""
     from rich.console import Console
 
     from ridecast.stack import lifecycle

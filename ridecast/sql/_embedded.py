@@ -24,7 +24,13 @@ import pyarrow.compute as pc
 
 from ridecast.sql._errors import SqlError, UnsupportedSqlError
 from ridecast.sql._result import QueryResult
-from ridecast.sql._translate import MetadataRef, TimeTravelRef, suggestion_for, translate
+from ridecast.sql._translate import (
+    INFORMATION_SCHEMA_VIEWS,
+    MetadataRef,
+    TimeTravelRef,
+    suggestion_for,
+    translate,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -33,7 +39,7 @@ if TYPE_CHECKING:
 
     from ridecast.config import Settings
 
-__all__ = ["EmbeddedEngine", "extension_path"]
+__all__ = ["EmbeddedEngine", "extension_path", "trino_type_name"]
 
 _EXTENSIONS = ("avro", "iceberg")  # avro first: iceberg needs it to read manifests
 _MISSING_FN = re.compile(r"(?:Scalar|Aggregate|Table|Pragma)? ?Function with name (\w+) does not exist", re.I)
@@ -86,6 +92,30 @@ def _iceberg_type_sql(t) -> str:
     if isinstance(t, it.DecimalType):
         return f"DECIMAL({t.precision}, {t.scale})"
     return "UNKNOWN"
+
+
+def trino_type_name(t) -> str:
+    """Iceberg type -> the type name Trino's Iceberg connector shows (DESCRIBE, information_schema)."""
+    from pyiceberg import types as it
+
+    simple = {it.BooleanType: "boolean", it.IntegerType: "integer", it.LongType: "bigint", it.FloatType: "real",
+              it.DoubleType: "double", it.StringType: "varchar", it.DateType: "date", it.TimeType: "time(6)",
+              it.TimestampType: "timestamp(6)", it.TimestamptzType: "timestamp(6) with time zone",
+              it.BinaryType: "varbinary", it.UUIDType: "uuid"}
+    for cls, name in simple.items():
+        if isinstance(t, cls):
+            return name
+    if isinstance(t, it.DecimalType):
+        return f"decimal({t.precision}, {t.scale})"
+    if isinstance(t, it.FixedType):
+        return "varbinary"
+    if isinstance(t, it.ListType):
+        return f"array({trino_type_name(t.element_type)})"
+    if isinstance(t, it.MapType):
+        return f"map({trino_type_name(t.key_type)}, {trino_type_name(t.value_type)})"
+    if isinstance(t, it.StructType):
+        return "row(" + ", ".join(f"{f.name} {trino_type_name(f.field_type)}" for f in t.fields) + ")"
+    return str(t)
 
 
 def _hugeint_to_bigint(table: pa.Table) -> pa.Table:
@@ -204,6 +234,32 @@ class EmbeddedEngine:
             arrow = arrow.append_column("total_size", arrow.column("total_data_file_size_in_bytes"))
         return arrow
 
+    def _information_schema_arrow(self, kind: str, tables: dict[tuple[str, str], "Table"]) -> pa.Table:
+        """Trino's information_schema.{schemata,tables,columns} for the lake's tables, from pyiceberg.
+
+        ``columns`` carries each field's doc as an extra ``comment`` column (what SHOW COLUMNS shows); the
+        information_schema tables themselves are not listed in ``tables``/``columns``."""
+        cat = self._db
+        if kind == "schemata":
+            # Trino lists its own information_schema and the Iceberg connector's system schema too
+            names = sorted({".".join(ns) for ns in self._open_catalog().list_namespaces()}
+                           | {"information_schema", "system"})
+            return pa.table({"catalog_name": [cat] * len(names), "schema_name": names})
+        if kind == "tables":
+            keys = sorted(tables)
+            return pa.table({"table_catalog": [cat] * len(keys), "table_schema": [k[0] for k in keys],
+                             "table_name": [k[1] for k in keys], "table_type": ["BASE TABLE"] * len(keys)})
+        rows = [{"table_catalog": cat, "table_schema": ns, "table_name": name, "column_name": f.name,
+                 "ordinal_position": i, "column_default": None, "is_nullable": "NO" if f.required else "YES",
+                 "data_type": trino_type_name(f.field_type), "comment": f.doc}
+                for (ns, name), table in sorted(tables.items())
+                for i, f in enumerate(table.schema().fields, start=1)]
+        schema = pa.schema([("table_catalog", pa.string()), ("table_schema", pa.string()), ("table_name", pa.string()),
+                            ("column_name", pa.string()), ("ordinal_position", pa.int64()),
+                            ("column_default", pa.string()), ("is_nullable", pa.string()),
+                            ("data_type", pa.string()), ("comment", pa.string())])
+        return pa.Table.from_pylist(rows, schema=schema)
+
     def _snapshot_for(self, con, table: "Table", ref: TimeTravelRef) -> int:
         try:
             if ref.kind == "version":
@@ -244,12 +300,22 @@ class EmbeddedEngine:
                     con.register(reg, arrow)
                     registered.append(reg)
                     temp_views.append(self._create_view(con, meta, f"SELECT * FROM {reg}"))
+                for kind in tr.information_schema:
+                    reg = f"__ridecast_info_{kind}"
+                    con.register(reg, self._information_schema_arrow(kind, tables))
+                    registered.append(reg)
+                    full = f"{_q(self._db)}.{_q(INFORMATION_SCHEMA_VIEWS)}.{_q(kind)}"
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(self._db)}.{_q(INFORMATION_SCHEMA_VIEWS)}")
+                    con.execute(f"CREATE OR REPLACE VIEW {full} AS SELECT * FROM {reg}")
+                    temp_views.append(full)
                 for ref in tr.time_travel:
                     table = self._table(tables, ref.namespace, ref.table)
                     snap = self._snapshot_for(con, table, ref)
                     body = f"SELECT * FROM iceberg_scan({_lit(table.metadata_location)}, snapshot_from_id={snap})"
                     temp_views.append(self._create_view(con, ref, body))
                 result = _hugeint_to_bigint(con.execute(tr.sql).to_arrow_table())
+                if tr.columns is not None:
+                    result = result.rename_columns(list(tr.columns))
             except SqlError:
                 raise
             except Exception as exc:

@@ -1,5 +1,8 @@
 """The production engine: Trino over the JDBC Iceberg catalog. SQL is sent exactly as written.
 
+The server is ``sql.trino_url`` (a cluster) or, when that is unset, the embedded single-node Trino that
+``ridecast up --trino`` runs over the same catalog (:mod:`ridecast.stack.trino`).
+
 Trino speaks the dialect the README's queries are written in, so nothing is translated here; the
 catalog and user come from settings (``sql.trino_catalog`` / ``sql.trino_user``), never from code.
 """
@@ -40,6 +43,15 @@ def _arrow_type(type_code: object) -> pa.DataType | None:
     return _ARROW_TYPES.get(base)
 
 
+def _map_array(values: list) -> pa.Array:
+    """Trino maps arrive as dicts; pyarrow would infer a struct of their keys, so build an Arrow map."""
+    keys = [k for v in values if v for k in v]
+    items = [x for v in values if v for x in v.values()]
+    key_type = pa.array(keys).type if keys else pa.string()
+    item_type = pa.array(items).type if items else pa.null()
+    return pa.array([None if v is None else list(v.items()) for v in values], type=pa.map_(key_type, item_type))
+
+
 def _to_arrow(description: list, rows: list[list]) -> pa.Table:
     names = [d[0] for d in description or []]
     arrays = []
@@ -47,10 +59,20 @@ def _to_arrow(description: list, rows: list[list]) -> pa.Table:
         values = [r[i] for r in rows]
         typ = _arrow_type(d[1])
         try:
+            if str(d[1] or "").lower().startswith("map("):
+                arrays.append(_map_array(values))
+                continue
             arrays.append(pa.array(values, type=typ) if typ is not None else pa.array(values))
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             arrays.append(pa.array([None if v is None else str(v) for v in values], pa.string()))
     return pa.Table.from_arrays(arrays, names=names) if names else pa.table({})
+
+
+def _embedded_trino_url(settings: "Settings") -> str | None:
+    """The server `ridecast up --trino` started, if it runs (a configured URL always wins)."""
+    from ridecast.stack.trino import trino_url
+
+    return trino_url(settings)
 
 
 class TrinoEngine:
@@ -59,9 +81,10 @@ class TrinoEngine:
     name = "trino"
 
     def __init__(self, settings: "Settings") -> None:
-        url = settings.sql.trino_url
+        url = settings.sql.trino_url or _embedded_trino_url(settings)
         if not url:
-            raise SqlError("the trino engine needs sql.trino_url (env RIDECAST_SQL__TRINO_URL=http://host:8080)")
+            raise SqlError("the trino engine needs sql.trino_url (env RIDECAST_SQL__TRINO_URL=http://host:8080) "
+                           "or the embedded server: `ridecast up --trino`")
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise SqlError(f"sql.trino_url {url!r} must look like http(s)://host:port")

@@ -27,6 +27,7 @@ __all__ = [
     "BrokerNotInstalledError",
     "BrokerNotReadyError",
     "bootstrap_servers",
+    "broker_health",
     "broker_process",
     "ensure_topics",
     "start_broker",
@@ -179,6 +180,22 @@ def wait_ready(servers: str, timeout: float = 60.0, process: ManagedProcess | No
             time.sleep(0.3)
     where = f"; see {process.log_file}" if process is not None else ""
     raise BrokerNotReadyError(f"Kafka at {servers} not ready after {timeout:.0f}s: {last}{where}")
+
+
+def broker_health(settings: Settings | None = None) -> str:
+    """One metadata round trip to the embedded broker: "ok, N topics" or what went wrong (never raises)."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(settings), request_timeout_ms=3000,
+                                 client_id="ridecast-health")
+        try:
+            return f"ok, {len(admin.list_topics())} topics"
+        finally:
+            admin.close()
+    except (KafkaError, OSError, ValueError, BrokerNotReadyError) as exc:
+        return f"not answering: {type(exc).__name__}"
 
 
 def _java_command(layout: BrokerLayout, main: str, *args: str, heap: str) -> list[str]:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ridecast.config import Settings, get_settings
 
-__all__ = ["DownResult", "ProcessState", "StackStatus", "TableState", "UpResult", "down", "status", "up"]
+__all__ = ["DownResult", "ProcessState", "StackStatus", "TableState", "TrinoResult", "UpResult", "down", "status", "up",
+           "up_trino"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class UpResult:
 
 
 @dataclass(frozen=True)
+class TrinoResult:
+    url: str
+    catalog: str
+
+
+@dataclass(frozen=True)
 class DownResult:
     stopped: tuple[str, ...]
 
@@ -35,6 +42,7 @@ class ProcessState:
     name: str
     pid: int | None  # None: not running
     log_file: Path
+    health: str | None = None  # what its health check said (broker, Trino); None where there is none
 
     @property
     def running(self) -> bool:
@@ -79,13 +87,23 @@ def up(settings: Settings | None = None, *, job: bool = True) -> UpResult:
                     committer_pid=committer["pid"])
 
 
-def down(settings: Settings | None = None) -> DownResult:
-    """Stop everything :func:`up` started (checkpoints and tables stay)."""
-    from ridecast.stack.broker import stop_broker
-    from ridecast.stack.pipeline import stop_stream
+def up_trino(settings: Settings | None = None) -> TrinoResult:
+    """Start the embedded Trino server over the same catalog (optional: it costs gigabytes of memory)."""
+    from ridecast.stack.trino import start_trino
 
     s = settings or get_settings()
-    stopped = stop_stream(s)
+    return TrinoResult(start_trino(s), s.sql.trino_catalog)
+
+
+def down(settings: Settings | None = None) -> DownResult:
+    """Stop everything :func:`up` and :func:`up_trino` started (checkpoints and tables stay)."""
+    from ridecast.stack.broker import stop_broker
+    from ridecast.stack.pipeline import stop_stream
+    from ridecast.stack.trino import stop_trino
+
+    s = settings or get_settings()
+    stopped = ["trino"] if stop_trino(s) else []
+    stopped += stop_stream(s)
     if stop_broker(s):
         stopped.append("broker")
     return DownResult(tuple(stopped))
@@ -95,14 +113,17 @@ def status(settings: Settings | None = None) -> StackStatus:
     """What runs, the newest checkpoint, and each table's rows, snapshots and files waiting to be committed."""
     from iceberg_catalog.catalog import ensure_tables, open_catalog
     from iceberg_catalog.committer import pending_files
-    from ridecast.stack.broker import broker_process
+    from ridecast.stack.broker import broker_health, broker_process
     from ridecast.stack.pipeline import committer_process, feature_job_process, latest_checkpoint
+    from ridecast.stack.trino import trino_health, trino_process
 
     s = settings or get_settings()
+    checks = {"broker": broker_health, "trino": trino_health}
     procs = []
-    for proc in (broker_process(s), feature_job_process(s), committer_process(s)):
+    for proc in (broker_process(s), feature_job_process(s), committer_process(s), trino_process(s)):
         rec = proc.info()
-        procs.append(ProcessState(proc.name, rec["pid"] if rec else None, proc.log_file))
+        health = checks[proc.name](s) if rec and proc.name in checks else None
+        procs.append(ProcessState(proc.name, rec["pid"] if rec else None, proc.log_file, health))
     tables = []
     for ident, table in ensure_tables(open_catalog(s)).items():
         snap = table.current_snapshot()
