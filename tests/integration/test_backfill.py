@@ -57,9 +57,9 @@ def test_history_is_judged_by_its_own_time_range_windows_match_the_reference_onc
                settings=settings, progress=False)
     assert (r.rows, r.events, r.rejected) == (1500, 1500, 0)
     assert r.dead_lettered == {}, r.dead_lettered  # by the wall clock every event would be too old
-    assert datetime.fromtimestamp(r.backfill_result.now_ms / 1000).year == 2010  # the file's own clock
+    assert datetime.fromtimestamp(r.delivery.backfill.now_ms / 1000).year == 2010  # the file's own clock
 
-    events = [json.loads(line) for line in r.events_path.read_text().splitlines()]
+    events = [json.loads(line) for line in r.delivery.path.read_text().splitlines()]
     catalog = open_catalog(settings)
     gold = as_frame(catalog.load_table("gold.zone_features").scan().to_arrow())
     expected = reference_features(events, settings.flink.window_minutes, settings.flink.slide_minutes)
@@ -68,8 +68,8 @@ def test_history_is_judged_by_its_own_time_range_windows_match_the_reference_onc
     assert sorted(silver.column("event_id").to_pylist()) == sorted(e["event_id"] for e in events)
 
     before = _counts(settings)
-    again = backfill(r.events_path, settings.model_copy(update={"zones_file": r.zones_path}), progress=False)
-    assert again.skipped and again.backfill_id == r.backfill_result.backfill_id
+    again = backfill(r.delivery.path, settings.model_copy(update={"zones_file": r.zones_path}), progress=False)
+    assert again.skipped and again.backfill_id == r.delivery.backfill.backfill_id
     assert _counts(settings) == before  # no duplicate row in any table
     assert before["gold.zone_features"] == len(expected) and before["ops.dead_letters"] == 0
 
