@@ -10,8 +10,8 @@ validation refuses the commit if someone added or removed files in that partitio
 reload the table and redo the partition. Rows are neither lost nor duplicated under any interleaving.
 
 :func:`expire_snapshots` uses pyiceberg's ``table.maintenance.expire_snapshots()`` (metadata only: data
-files stay on storage). Snapshots kept are not rewritten, so their summary properties (e.g. the streaming
-committer's ``ridecast.source-files``) survive.
+files stay on storage). Snapshots kept are not rewritten, so their summary properties (e.g. the Flink sink's
+``flink.job-id`` and checkpoint id, which it reads back before committing) survive.
 
 :func:`remove_orphan_files` is what reclaims the storage, the way Iceberg-Java's ``remove_orphan_files`` action
 does (pyiceberg 0.12 has none): list every file under the table's location, subtract every file the table's

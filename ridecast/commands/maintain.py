@@ -1,10 +1,10 @@
 """``ridecast maintain``: compact small files, expire old snapshots, then remove orphan files, for every
 ridecast table.
 
-Order matters: staging files the committer already committed are deleted *before* any snapshot expires,
-because they are recognised through the ``ridecast.source-files`` property of the snapshots that expiry removes.
-Orphan removal comes last: compaction and expiry are what leave data files, manifests and manifest lists that no
-snapshot references any more; it deletes only those older than ``--orphan-age-hours`` (commits in flight).
+Compaction is this command's, not the feature job's: Iceberg's Flink sink commits one small file per table and
+checkpoint, and its own post-commit compaction (``flink-maintenance.rewrite.enabled``) is still marked
+experimental in Iceberg 1.11. Order matters: orphan removal comes last: compaction and expiry are what leave
+data files, manifests and manifest lists that no snapshot references any more; it deletes only those older than ``--orphan-age-hours`` (commits in flight).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ def maintain(
     target_file_mb: int = typer.Option(128, help="target size of rewritten files"),
     older_than_hours: float = typer.Option(120.0, help="expire snapshots older than this"),
     retain_last: int = typer.Option(5, help="always keep this many newest snapshots"),
-    staging_age_hours: float = typer.Option(1.0, help="delete committed staging files older than this"),
     orphans: bool = typer.Option(True, "--orphans/--no-orphans",
                                  help="after expiry, delete files under each table that no snapshot references"),
     orphan_age_hours: float = typer.Option(
@@ -40,7 +39,6 @@ def maintain(
     from iceberg_catalog.maintenance import compact, expire_snapshots, remove_orphan_files
     from iceberg_catalog.tables import TABLES
     from ridecast.config import get_settings
-    from ridecast.pipeline import cleanup_committed_staging
 
     console = Console()
     settings = get_settings()
@@ -61,9 +59,6 @@ def maintain(
     steps = 3 if orphans else 2
     try:
         catalog = open_catalog(settings)
-        # must run BEFORE any snapshot expires (see the module docstring)
-        removed = cleanup_committed_staging(settings, min_age_s=staging_age_hours * 3600)
-        console.print(f"deleted {removed} committed staging files")
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("maintaining", total=len(idents) * steps)
             for ident in idents:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import typer
 
 __all__ = ["register"]
 
 
 def up(no_job: bool = typer.Option(False, "--no-job", help="start only the broker and the tables")) -> None:
-    """Start the broker, create topics and tables, start the feature job and the Iceberg committer."""
+    """Start the broker, create topics and tables, start the feature job (it writes the Iceberg tables)."""
     from rich.console import Console
 
     from iceberg_catalog.catalog import ensure_tables, open_catalog
     from ridecast.config import get_settings
-    from ridecast.pipeline import start_committer, start_stream
+    from ridecast.pipeline import start_stream
     from ridecast.stack.broker import ensure_topics, start_broker
 
     console = Console()
@@ -28,8 +30,6 @@ def up(no_job: bool = typer.Option(False, "--no-job", help="start only the broke
             rec = start_stream(s)
             restored = rec.get("restored_from") or "no checkpoint (fresh start)"
             console.print(f"[green]✓[/] feature job pid {rec['pid']}, restored from {restored}")
-            rec = start_committer(s)
-            console.print(f"[green]✓[/] committer pid {rec['pid']}")
     console.print(f"state and logs in {s.state_dir}")
 
 
@@ -49,14 +49,13 @@ def down() -> None:
 
 
 def status() -> None:
-    """What runs, the newest checkpoint, what waits to be committed, and each table's rows."""
+    """What runs, the newest checkpoint, and each table's rows and last commit."""
     from rich.console import Console
     from rich.table import Table
 
     from iceberg_catalog.catalog import ensure_tables, open_catalog
-    from iceberg_catalog.committer import STAGED_TABLES, committed_names, finalized_files
     from ridecast.config import get_settings
-    from ridecast.pipeline import committer_process, feature_job_process, latest_checkpoint
+    from ridecast.pipeline import feature_job_process, latest_checkpoint
     from ridecast.stack.broker import broker_process
 
     s = get_settings()
@@ -64,7 +63,7 @@ def status() -> None:
     procs = Table(title="processes")
     for col in ("component", "state", "pid", "log"):
         procs.add_column(col)
-    for proc in (broker_process(s), feature_job_process(s), committer_process(s)):
+    for proc in (broker_process(s), feature_job_process(s)):
         rec = proc.info()
         procs.add_row(proc.name, "[green]running[/]" if rec else "[dim]stopped[/]", str(rec["pid"]) if rec else "",
                       str(proc.log_file))
@@ -72,18 +71,13 @@ def status() -> None:
     chk = latest_checkpoint(s.checkpoint_dir)
     console.print(f"newest checkpoint: {chk or 'none'}")
     tables = Table(title="Iceberg tables")
-    for col in ("table", "rows", "snapshots", "staged, not yet committed"):
+    for col in ("table", "rows", "snapshots", "last commit (UTC)"):
         tables.add_column(col)
-    by_ident = {ident: folder for folder, ident in STAGED_TABLES.items()}
     for ident, table in ensure_tables(open_catalog(s)).items():
         snap = table.current_snapshot()
         rows = snap.summary.additional_properties.get("total-records", "0") if snap and snap.summary else "0"
-        pending = ""
-        if ident in by_ident:
-            done = committed_names(table)
-            staged = finalized_files(s.staging_dir / "stream" / by_ident[ident])
-            pending = str(sum(1 for p in staged if p.relative_to(s.staging_dir).as_posix() not in done))
-        tables.add_row(ident, rows, str(len(table.metadata.snapshots)), pending)
+        when = f"{dt.datetime.fromtimestamp(snap.timestamp_ms / 1000, dt.timezone.utc):%Y-%m-%d %H:%M:%S}" if snap else ""
+        tables.add_row(ident, rows, str(len(table.metadata.snapshots)), when)
     console.print(tables)
 
 

@@ -120,38 +120,6 @@ def test_expire_keeps_current_and_last_n_with_their_properties(features):
     assert nothing_old.removed == ()
 
 
-def test_maintain_cleans_committed_staging_before_expiry_so_nothing_is_recommitted(settings):
-    """Expiry forgets which staged files were committed; cleanup must have deleted them first.
-
-    If the order were wrong, the restarted committer below would find the staged files, no longer listed in any
-    retained snapshot, and append their rows a second time.
-    """
-    import json
-
-    from iceberg_catalog.committer import Committer
-    from ridecast.commands import maintain as maintain_cmd
-
-    folder = settings.staging_dir / "stream" / "silver"
-    folder.mkdir(parents=True)
-    for i in range(3):
-        (folder / f"part-m-0-{i}").write_text(json.dumps({
-            "event_id": f"m{i}", "event_time": "2026-01-05T08:00:00Z", "event_type": "requested",
-            "pickup_zone": "BEDOK"}) + "\n")
-        Committer(settings, settings.staging_dir / "stream").commit_pending()  # one snapshot per file
-    app = typer.Typer()
-    maintain_cmd.register(app)
-    out = CliRunner().invoke(app, ["--older-than-hours", "0", "--retain-last", "1", "--staging-age-hours", "0"],
-                             env={"COLUMNS": "200"})
-    assert out.exit_code == 0, out.output
-    assert "deleted 3 committed staging files" in out.stdout
-    assert list(folder.iterdir()) == []
-    table = open_catalog(settings).load_table("silver.trip_events")
-    assert len(table.snapshots()) == 1
-    Committer(settings, settings.staging_dir / "stream").commit_pending()  # a restarted committer
-    ids = table.refresh().scan().to_arrow().column("event_id").to_pylist()
-    assert sorted(ids) == ["m0", "m1", "m2"]
-
-
 # -- orphan files ---------------------------------------------------------------------------------------
 def _dir(table) -> Path:
     return Path(table.location().removeprefix("file://"))
