@@ -210,6 +210,10 @@ class CpuSampler(_Sampler):
 _LOG_TS = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
 
+# a job's (only) source task started: Flink names it after the source table, or "KafkaSource" in a short chain
+SOURCE_RUNNING = r"Source: .* switched from INITIALIZING to RUNNING"
+
+
 def flink_log_events(settings: Settings, pattern: str, since: float = 0.0) -> list[tuple[float, str]]:
     """(epoch seconds, line) of Flink log lines matching ``pattern`` logged at or after ``since``.
 

@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from benchmarks.common import (
+    RESULTS_DIR,
+    SOURCE_RUNNING,
     MemorySampler,
     bench_settings,
     flink_log_events,
@@ -146,7 +148,7 @@ def run_ceiling(settings: Settings, messages: int) -> dict[str, Any]:
                               cwd=repo_root(), timeout=1800)
     if proc.returncode != 0 or "RIDECAST_CEILING_DONE" not in log_path.read_text(errors="replace"):
         raise RuntimeError(f"ceiling job failed (exit {proc.returncode}):\n{process_log_tail(log_path)}")
-    running = flink_log_events(settings, r"Source: KafkaSource.* switched from INITIALIZING to RUNNING", t0)
+    running = flink_log_events(settings, SOURCE_RUNNING, t0)
     finished = flink_log_events(settings, r"Job ridecast-bench-source-ceiling .*to FINISHED", t0)
     processing = (finished[-1][0] - running[0][0]) if running and finished else None
     return {"messages": messages, "processing_s": processing,
@@ -250,7 +252,7 @@ def run_stream(settings: Settings, expected: int, timeout_s: float) -> dict[str,
     c0, c1 = cpu_at(first), cpu_at(last)
     cpu_s = (c1 - c0) if c0 is not None and c1 is not None and c1 > c0 else None
     job_running = flink_log_events(settings, r"Job ridecast-zone-features-stream .*to RUNNING", launched)
-    src_running = flink_log_events(settings, r"Source: KafkaSource.* switched from INITIALIZING to RUNNING",
+    src_running = flink_log_events(settings, SOURCE_RUNNING,
                                    launched)
     return {
         "messages": n,
@@ -295,6 +297,23 @@ def run_batch(settings: Settings, jsonl: Path, lines: int) -> dict[str, Any]:
         "events_per_s_incl_startup_and_commit": lines / total,
         "committed_rows": res.committed,
     }
+
+
+def _committer_baseline(rate: float, bat: dict[str, Any] | None) -> dict[str, Any]:
+    """The last run with the file sinks + Python committer (``results/feature_throughput_committer.json``,
+    recorded before they retired) as a named baseline: this run's rates as ratios of it."""
+    path = RESULTS_DIR / "feature_throughput_committer.json"
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    out: dict[str, Any] = {"committer_run": {"file": path.name, "events": old["settings"]["events"],
+                                             "stream_events_per_s_net": old["stream"]["events_per_s_net"],
+                                             "batch_events_per_s_net": (old.get("batch") or {}).get("events_per_s_net"),
+                                             "loadavg_at_end": old["machine"]["loadavg_at_end"]}}
+    out["stream_vs_committer_run"] = rate / old["stream"]["events_per_s_net"]
+    if bat and bat["events_per_s_net"] and out["committer_run"]["batch_events_per_s_net"]:
+        out["batch_vs_committer_run"] = bat["events_per_s_net"] / out["committer_run"]["batch_events_per_s_net"]
+    return out
 
 
 # --------------------------------------------------------------------------- main
@@ -347,6 +366,7 @@ def run(events: int = 3_000_000, prefill_method: str = "flink", batch: bool = Tr
                                                if stream["events_per_cpu_s"] else None),
             "stream_vs_batch": (rate / bat["events_per_s_net"]) if bat and bat["events_per_s_net"] else None,
             "stream_vs_source_ceiling": (rate / ceiling["events_per_s"]) if ceiling["events_per_s"] else None,
+            **_committer_baseline(rate, bat),
         },
         "memory": memory,
     }
@@ -377,6 +397,12 @@ def run(events: int = 3_000_000, prefill_method: str = "flink", batch: bool = Tr
             ("batch incl. JVM start and Iceberg commits", fmt_rate(bat["events_per_s_incl_startup_and_commit"]),
              f"backfill total {fmt_s(bat['total_s_incl_startup_and_commit'])}"),
         ]
+    base = result["baselines"]
+    if "stream_vs_committer_run" in base:
+        old = base["committer_run"]
+        rows.append(("stream net, file sinks + committer run", fmt_rate(old["stream_events_per_s_net"]),
+                     f"now {base['stream_vs_committer_run']:.2f}x of it ({old['events']:,} events, "
+                     f"load {old['loadavg_at_end'][0]:.1f} then)"))
     rows += [
         ("prefill rate (" + prefill_method + ")", fmt_rate(pre["rate"]), "incl. job start"),
         ("peak RSS, whole stack (sum over processes)", f"{memory['peak_rss_gib']:.2f} GiB",

@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterator
 
 from benchmarks.common import (
+    SOURCE_RUNNING,
     MemorySampler,
     bench_settings,
     flink_log_events,
@@ -193,7 +194,7 @@ def run(duration_s: float = 300.0, rate: float = 200.0, keep: bool = False, iceb
                 def source_running() -> bool:
                     if job.info() is None:
                         raise RuntimeError(f"feature job exited:\n{process_log_tail(job.log_file)}")
-                    return bool(flink_log_events(settings, r"Source: KafkaSource.* to RUNNING", t_launch))
+                    return bool(flink_log_events(settings, SOURCE_RUNNING, t_launch))
 
                 wait_for(source_running, 300, 1.0, "the feature job's Kafka source to run")
                 startup_s = time.time() - t_launch
