@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Literal
 
-from flink_jobs.sql import JobSpec
+from flink_jobs.sql import ICEBERG_SINKS, JobSpec
 from iceberg_catalog.catalog import ensure_tables, flink_catalog_options, open_catalog
 from ridecast.config import Settings, get_settings, repo_root
 from ridecast.events import load_zones
@@ -52,8 +52,8 @@ UDF_JAR = "ridecast-udf.jar"
 # for Iceberg's JDBC catalog. Flink's own answer is HADOOP_CLASSPATH / lib/; PyFlink's launcher adds
 # HADOOP_CLASSPATH to the JVM's classpath.
 SYSTEM_JARS = ("hadoop-client-api-*.jar", "hadoop-client-runtime-*.jar", "sqlite-jdbc-*.jar", "postgresql-*.jar")
-# what the job writes, in the order the INSERTs are rendered (flink_jobs.sql.statements)
-JOB_TABLES = ("bronze.trip_events", "silver.trip_events", "gold.zone_features", "ops.dead_letters")
+# the Iceberg tables the job writes
+JOB_TABLES = tuple(ICEBERG_SINKS)
 
 
 class FlinkEnvironmentError(RuntimeError):
@@ -171,6 +171,10 @@ def stop_stream(settings: Settings | None = None) -> list[str]:
     return [proc.name] if proc.stop(timeout=20) else []
 
 
+class BackfillError(RuntimeError):
+    """The batch feature job failed or timed out; what it committed stays, a rerun completes it."""
+
+
 @dataclass
 class BackfillResult:
     backfill_id: str
@@ -246,10 +250,6 @@ def backfill(jsonl_path: Path | str, settings: Settings | None = None, *, now_ms
     committed = {ident: sum(int(snap.summary.additional_properties.get("added-records", 0)) for snap in snaps)
                  for ident, snaps in backfill_snapshots(s, job_id).items()}
     return BackfillResult(bid, False, committed, time.monotonic() - started)
-
-
-class BackfillError(RuntimeError):
-    """The batch feature job failed or timed out; what it committed stays, a rerun completes it."""
 
 
 @contextmanager

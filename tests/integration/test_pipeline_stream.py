@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from iceberg_catalog.catalog import open_catalog
 from ridecast.config import Settings
 from ridecast.events import load_zones, reject_reason
-from ridecast.pipeline import feature_job_process, start_stream, stop_stream
+from ridecast.pipeline import JOB_TABLES, feature_job_process, start_stream, stop_stream
 from ridecast.producer import produce
 from ridecast.simulate import simulate_events
 from ridecast.sql import run_sql
@@ -91,7 +91,7 @@ def committed(stream_run) -> Settings:
 def test_the_job_commits_through_icebergs_flink_sink(stream_run, committed):
     """No other writer: every snapshot of the job's tables is a Flink commit of one job, at a checkpoint."""
     catalog = open_catalog(committed)
-    for ident in ("bronze.trip_events", "silver.trip_events", "gold.zone_features", "ops.dead_letters"):
+    for ident in JOB_TABLES:
         snaps = catalog.load_table(ident).metadata.snapshots
         assert snaps, ident
         props = [snap.summary.additional_properties for snap in snaps]
