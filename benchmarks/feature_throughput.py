@@ -94,10 +94,12 @@ def write_events(path: Path, n: int, settings: Settings, seed: int = 7) -> dict[
 
 def prefill(settings: Settings, servers: str, jsonl: Path, method: str) -> dict[str, Any]:
     """Put every line of ``jsonl`` on the events topic; returns the messages on it and the time taken."""
+    from ridecast.pipeline import job_jars
+
     t0 = time.monotonic()
     if method == "flink":
         spec = {"input_path": str(jsonl), "bootstrap_servers": servers, "topic": settings.kafka.events_topic,
-                "jars": [str(settings.flink_jars_dir / j) for j in ("flink-connector-kafka.jar", "kafka-clients.jar")]}
+                "jars": [str(j) for j in job_jars(settings)]}  # the job's own: Flink's Kafka SQL connector
         spec_path = settings.run_dir / "prefill.spec.json"
         spec_path.parent.mkdir(parents=True, exist_ok=True)
         spec_path.write_text(json.dumps(spec))

@@ -44,8 +44,9 @@ def flink_conf(spec: JobSpec) -> dict[str, str]:
         "table.exec.iceberg.use-v2-sink": "true",
     }
     if spec.job_id:
-        # A fixed job id (Flink's own key for it): a batch rerun of the same input carries the same id, and the
-        # Iceberg committer then finds its commits already in each table (flink.job-id + operator id)
+        # A fixed job id: a batch rerun of the same input carries the same id, and the Iceberg committer then
+        # finds its commits already in each table (flink.job-id + operator id). The key is Flink's
+        # PipelineOptionsInternal.PIPELINE_FIXED_JOB_ID (what its application mode sets), marked internal.
         conf["$internal.pipeline.job-id"] = spec.job_id
     if spec.jars:
         conf["pipeline.jars"] = ";".join(Path(j).resolve().as_uri() for j in spec.jars)

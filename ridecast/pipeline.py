@@ -146,6 +146,8 @@ def _check_flink_env(settings: Settings) -> None:
 
 def _write_spec(spec: JobSpec, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)  # it carries the catalog's credentials (catalog_options)
+    path.chmod(0o600)
     path.write_text(json.dumps(dataclasses.asdict(spec), indent=1))
     return path
 
