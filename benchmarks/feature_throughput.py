@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=3_000_000)
     ap.add_argument("--prefill", choices=["flink", "python"], default="flink")
     ap.add_argument("--no-batch", action="store_true", help="skip the batch (backfill) reference run")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary state dir (logs, staged files)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary state dir (logs, catalog, warehouse)")
     args = ap.parse_args(argv)
     run(args.events, args.prefill, not args.no_batch, args.keep)
     return 0

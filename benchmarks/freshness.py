@@ -20,7 +20,7 @@ Iceberg's own Flink sink <= ``flink.checkpoint_interval_s`` + 10 s. What sets th
 delay (a window fires only when the watermark passes its end), ``flink.checkpoint_interval_s`` (the sink
 commits what was written up to a checkpoint once it completes), plus the commit itself (four tables, each by its
 own committer). The baseline is the last run with the file sinks + Python committer it replaced
-(``results/freshness_committer.json``, same settings and machine).
+(``results/freshness_committer.json``, same settings, same VM).
 """
 
 from __future__ import annotations
