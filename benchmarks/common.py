@@ -1,6 +1,6 @@
 """Shared pieces of the benchmarks: a throw-away state dir, the broker, a peak-memory sampler, reporting.
 
-Every benchmark runs the real embedded stack (Tansu, the PyFlink job under ``.venv-flink``, the committer) in
+Every benchmark runs the real embedded stack (the broker, the PyFlink job under ``.venv-flink`` writing Iceberg) in
 a temporary ``RIDECAST_HOME``, so it never touches a developer's ``.ridecast`` or another engineer's stack.
 Settings travel through ``RIDECAST_*`` environment variables (set in this process, inherited by the
 children it starts), exactly as in production; :func:`bench_settings` sets them and restores them after.
@@ -108,7 +108,7 @@ class _Sampler:
 @dataclass
 class MemorySampler(_Sampler):
     """Peak of the summed RSS of this process and every process it started (broker, Flink driver + JVM,
-    committer, prefill/backfill jobs), plus any pid recorded in the state dir's run files.
+    prefill/backfill jobs), plus any pid recorded in the state dir's run files.
 
     RSS counts shared pages once per process, so the sum slightly over-states the real footprint: a
     conservative figure for a memory goal. ``phase`` labels samples so each stage gets its own peak.
@@ -208,6 +208,10 @@ class CpuSampler(_Sampler):
 
 # --------------------------------------------------------------------------- Flink logs
 _LOG_TS = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+# a job's (only) source task started: Flink names it after the source table, or "KafkaSource" in a short chain
+SOURCE_RUNNING = r"Source: .* switched from INITIALIZING to RUNNING"
 
 
 def flink_log_events(settings: Settings, pattern: str, since: float = 0.0) -> list[tuple[float, str]]:

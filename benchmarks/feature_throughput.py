@@ -16,13 +16,13 @@ What it does, in a throw-away state dir:
 3. reads the topic once with the job's own Kafka source into a blackhole (``benchmarks.flink_source_ceiling``):
    the ceiling this broker and one slot allow before any of the job's work;
 4. starts the real streaming feature job (``ridecast.stack.pipeline.start_stream``) with
-   ``startup_mode=earliest-offset`` and waits until the bronze sink has finalized every message;
+   ``startup_mode=earliest-offset`` and waits until Iceberg's Flink sink has committed every message to bronze;
 5. measures the rate from the job's own per-record processing timestamps: bronze's ``received_at`` is
    ``CURRENT_TIMESTAMP``, which Flink evaluates per record in streaming mode, so
    ``events/s = messages / (last received_at - first received_at)`` nets out JVM start, planning and
    deployment exactly (they are reported separately, from Flink's log);
 6. runs the same SQL in batch mode over the same file (``ridecast.stack.pipeline.backfill``) and times its
-   tasks from Flink's log (first task RUNNING -> job FINISHED), plus the Iceberg commit that follows.
+   tasks from Flink's log (first task RUNNING -> job FINISHED; the sink's Iceberg commits are inside the job).
 
 Baselines, in the output: the source ceiling of step 3, the Nexmark q5 sliding-window figure (~22,000 events/s
 per core, the reference the project's issue names), the goal (>= 50,000 events/s per slot) and the batch run of
@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from benchmarks.common import (
+    RESULTS_DIR,
+    SOURCE_RUNNING,
     MemorySampler,
     bench_settings,
     flink_log_events,
@@ -94,10 +96,12 @@ def write_events(path: Path, n: int, settings: Settings, seed: int = 7) -> dict[
 
 def prefill(settings: Settings, servers: str, jsonl: Path, method: str) -> dict[str, Any]:
     """Put every line of ``jsonl`` on the events topic; returns the messages on it and the time taken."""
+    from ridecast.stack.pipeline import job_jars
+
     t0 = time.monotonic()
     if method == "flink":
         spec = {"input_path": str(jsonl), "bootstrap_servers": servers, "topic": settings.kafka.events_topic,
-                "jars": [str(settings.flink_jars_dir / j) for j in ("flink-connector-kafka.jar", "kafka-clients.jar")]}
+                "jars": [str(j) for j in job_jars(settings)]}  # the job's own: Flink's Kafka SQL connector
         spec_path = settings.run_dir / "prefill.spec.json"
         spec_path.parent.mkdir(parents=True, exist_ok=True)
         spec_path.write_text(json.dumps(spec))
@@ -148,36 +152,21 @@ def run_ceiling(settings: Settings, messages: int) -> dict[str, Any]:
                               cwd=repo_root(), timeout=1800)
     if proc.returncode != 0 or "RIDECAST_CEILING_DONE" not in log_path.read_text(errors="replace"):
         raise RuntimeError(f"ceiling job failed (exit {proc.returncode}):\n{process_log_tail(log_path)}")
-    running = flink_log_events(settings, r"Source: KafkaSource.* switched from INITIALIZING to RUNNING", t0)
+    running = flink_log_events(settings, SOURCE_RUNNING, t0)
     finished = flink_log_events(settings, r"Job ridecast-bench-source-ceiling .*to FINISHED", t0)
     processing = (finished[-1][0] - running[0][0]) if running and finished else None
     return {"messages": messages, "processing_s": processing,
             "events_per_s": (messages / processing) if processing else None,
-            "note": "bounded at the topic's reported latest offset; Tansu may leave the last batch unread"}
+            "note": "bounded at the topic's latest offset, which Apache Kafka reports exactly: every message is read"}
 
 
 # --------------------------------------------------------------------------- streaming run
-def _bronze_folder(settings: Settings) -> Path:
-    from iceberg_catalog.committer import stream_root
+def _bronze_rows(settings: Settings) -> int:
+    """Rows committed to bronze so far: the current snapshot's ``total-records`` (no data file is read)."""
+    from iceberg_catalog.catalog import open_catalog
 
-    return stream_root(settings) / "bronze"
-
-
-class _LineCounter:
-    """Counts rows in finalized (non-dot) bronze files, each file once: they are immutable when finalized."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.counted: dict[Path, int] = {}
-
-    def total(self) -> int:
-        from iceberg_catalog.committer import finalized_files
-
-        for p in finalized_files(self.folder):
-            if p not in self.counted:
-                with p.open("rb") as fh:
-                    self.counted[p] = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
-        return sum(self.counted.values())
+    snap = open_catalog(settings).load_table("bronze.trip_events").current_snapshot()
+    return int(snap.summary.additional_properties.get("total-records", 0)) if snap and snap.summary else 0
 
 
 def _jvm_cpu(settings: Settings) -> float | None:
@@ -200,27 +189,23 @@ def _jvm_cpu(settings: Settings) -> float | None:
     return total
 
 
-def _received_at_ms(files: list[Path]) -> list[int]:
+def _received_at_ms(settings: Settings) -> tuple[list[int], int]:
+    """bronze's ``received_at`` in ms for every committed row, and the number of data files holding them."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.json as pajson
 
-    schema = pa.schema([("received_at", pa.string())])
-    out: list[int] = []
-    for f in files:
-        if f.stat().st_size == 0:
-            continue
-        t = pajson.read_json(f, parse_options=pajson.ParseOptions(explicit_schema=schema,
-                                                                   unexpected_field_behavior="ignore"))
-        ts = pc.cast(t.column("received_at"), pa.timestamp("ms", tz="UTC"))
-        out.extend(pc.cast(ts, pa.int64()).to_pylist())
-    return out
+    from iceberg_catalog.catalog import open_catalog
+
+    table = open_catalog(settings).load_table("bronze.trip_events")
+    scan = table.scan(selected_fields=("received_at",))
+    files = sum(1 for _ in scan.plan_files())
+    ts = scan.to_arrow().column("received_at")
+    return pc.cast(pc.cast(ts, pa.timestamp("ms", tz="UTC")), pa.int64()).to_pylist(), files
 
 
 def run_stream(settings: Settings, expected: int, timeout_s: float) -> dict[str, Any]:
     from ridecast.stack.pipeline import feature_job_process, start_stream, stop_stream
 
-    counter = _LineCounter(_bronze_folder(settings))
     cpu_samples: list[tuple[float, float]] = []  # (epoch s, JVM tree CPU s)
     launched = time.time()
     start_stream(settings)
@@ -234,9 +219,9 @@ def run_stream(settings: Settings, expected: int, timeout_s: float) -> dict[str,
                 raise RuntimeError(f"feature job exited early:\n{process_log_tail(proc.log_file)}")
             if (cpu := _jvm_cpu(settings)) is not None:
                 cpu_samples.append((time.time(), cpu))
-            n = counter.total()
+            n = _bronze_rows(settings)
             if time.monotonic() - last_print > 15:
-                print(f"  stream: {n:,}/{expected:,} messages finalized in bronze "
+                print(f"  stream: {n:,}/{expected:,} messages committed to bronze "
                       f"({time.time() - launched:.0f}s since launch)", flush=True)
                 last_print = time.monotonic()
             if n >= expected:
@@ -244,14 +229,13 @@ def run_stream(settings: Settings, expected: int, timeout_s: float) -> dict[str,
                 break
             time.sleep(1.0)
         else:
-            raise TimeoutError(f"only {counter.total():,}/{expected:,} messages finalized after {timeout_s:.0f}s")
+            raise TimeoutError(f"only {_bronze_rows(settings):,}/{expected:,} messages committed after "
+                               f"{timeout_s:.0f}s")
     finally:
         stop_stream(settings)
 
-    from iceberg_catalog.committer import finalized_files
-
-    files = finalized_files(_bronze_folder(settings))
-    rec_ms = sorted(_received_at_ms(files))
+    rec_ms, files = _received_at_ms(settings)
+    rec_ms.sort()
     n = len(rec_ms)
     first, last = rec_ms[0] / 1000.0, rec_ms[-1] / 1000.0
     net = n / max(last - first, 1e-3)
@@ -272,7 +256,7 @@ def run_stream(settings: Settings, expected: int, timeout_s: float) -> dict[str,
     c0, c1 = cpu_at(first), cpu_at(last)
     cpu_s = (c1 - c0) if c0 is not None and c1 is not None and c1 > c0 else None
     job_running = flink_log_events(settings, r"Job ridecast-zone-features-stream .*to RUNNING", launched)
-    src_running = flink_log_events(settings, r"Source: KafkaSource.* switched from INITIALIZING to RUNNING",
+    src_running = flink_log_events(settings, SOURCE_RUNNING,
                                    launched)
     return {
         "messages": n,
@@ -282,7 +266,7 @@ def run_stream(settings: Settings, expected: int, timeout_s: float) -> dict[str,
         "source_running_after_s": (src_running[0][0] - launched) if src_running else None,
         "first_record_after_s": first - launched,
         "last_record_after_s": last - launched,
-        "all_finalized_after_s": (done_at - launched) if done_at else None,
+        "all_committed_after_s": (done_at - launched) if done_at else None,
         "processing_s": last - first,
         "events_per_s_net": net,
         "events_per_s_steady_p5_p95": steady,
@@ -292,7 +276,7 @@ def run_stream(settings: Settings, expected: int, timeout_s: float) -> dict[str,
         "jvm_cpu_s_during_processing": cpu_s,
         "jvm_cores_used": (cpu_s / (last - first)) if cpu_s else None,
         "events_per_cpu_s": (n / cpu_s) if cpu_s else None,
-        "bronze_files": len(files),
+        "bronze_files": files,
     }
 
 
@@ -303,25 +287,37 @@ def run_batch(settings: Settings, jsonl: Path, lines: int) -> dict[str, Any]:
     t0 = time.time()
     res = backfill(jsonl, settings)
     total = time.time() - t0
-    flink_done = settings.staging_dir / f"backfill-{res.backfill_id}" / "_FLINK_DONE"
-    flink_end = flink_done.stat().st_mtime if flink_done.exists() else None
     running = flink_log_events(settings, r"switched from INITIALIZING to RUNNING", t0)
     finished = flink_log_events(settings, r"Job ridecast-zone-features-batch .*to FINISHED", t0)
     first_task = running[0][0] if running else None
     job_end = finished[-1][0] if finished else None
     processing = (job_end - first_task) if first_task and job_end else None
-    rows = {ident: st.rows for ident, st in res.committed.items()}
     return {
         "lines": lines,
         "total_s_incl_startup_and_commit": total,
-        "flink_process_s": (flink_end - t0) if flink_end else None,
         "first_task_running_after_s": (first_task - t0) if first_task else None,
-        "processing_s": processing,
+        "processing_s (incl. the sink's Iceberg commits)": processing,
         "events_per_s_net": (lines / processing) if processing else None,
-        "events_per_s_flink_incl_startup": (lines / (flink_end - t0)) if flink_end else None,
-        "iceberg_commit_s": (t0 + total - flink_end) if flink_end else None,
-        "committed_rows": rows,
+        "events_per_s_incl_startup_and_commit": lines / total,
+        "committed_rows": res.committed,
     }
+
+
+def _committer_baseline(rate: float, bat: dict[str, Any] | None) -> dict[str, Any]:
+    """The last run with the file sinks + Python committer (``results/feature_throughput_committer.json``,
+    recorded before they retired) as a named baseline: this run's rates as ratios of it."""
+    path = RESULTS_DIR / "feature_throughput_committer.json"
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    out: dict[str, Any] = {"committer_run": {"file": path.name, "events": old["settings"]["events"],
+                                             "stream_events_per_s_net": old["stream"]["events_per_s_net"],
+                                             "batch_events_per_s_net": (old.get("batch") or {}).get("events_per_s_net"),
+                                             "loadavg_at_end": old["machine"]["loadavg_at_end"]}}
+    out["stream_vs_committer_run"] = rate / old["stream"]["events_per_s_net"]
+    if bat and bat["events_per_s_net"] and out["committer_run"]["batch_events_per_s_net"]:
+        out["batch_vs_committer_run"] = bat["events_per_s_net"] / out["committer_run"]["batch_events_per_s_net"]
+    return out
 
 
 # --------------------------------------------------------------------------- main
@@ -374,6 +370,7 @@ def run(events: int = 3_000_000, prefill_method: str = "flink", batch: bool = Tr
                                                if stream["events_per_cpu_s"] else None),
             "stream_vs_batch": (rate / bat["events_per_s_net"]) if bat and bat["events_per_s_net"] else None,
             "stream_vs_source_ceiling": (rate / ceiling["events_per_s"]) if ceiling["events_per_s"] else None,
+            **_committer_baseline(rate, bat),
         },
         "memory": memory,
     }
@@ -401,11 +398,15 @@ def run(events: int = 3_000_000, prefill_method: str = "flink", batch: bool = Tr
         rows += [
             ("batch events/s (first task RUNNING→FINISHED)", fmt_rate(b),
              f"stream/batch = {rate / b:.2f}" if b else "n/a"),
-            ("batch Flink incl. JVM start", fmt_rate(bat["events_per_s_flink_incl_startup"]),
-             f"Flink process {fmt_s(bat['flink_process_s'])}"),
-            ("batch Iceberg commit (4 tables)", fmt_s(bat["iceberg_commit_s"]),
+            ("batch incl. JVM start and Iceberg commits", fmt_rate(bat["events_per_s_incl_startup_and_commit"]),
              f"backfill total {fmt_s(bat['total_s_incl_startup_and_commit'])}"),
         ]
+    base = result["baselines"]
+    if "stream_vs_committer_run" in base:
+        old = base["committer_run"]
+        rows.append(("stream net, file sinks + committer run", fmt_rate(old["stream_events_per_s_net"]),
+                     f"now {base['stream_vs_committer_run']:.2f}x of it ({old['events']:,} events, "
+                     f"load {old['loadavg_at_end'][0]:.1f} then)"))
     rows += [
         ("prefill rate (" + prefill_method + ")", fmt_rate(pre["rate"]), "incl. job start"),
         ("peak RSS, whole stack (sum over processes)", f"{memory['peak_rss_gib']:.2f} GiB",
@@ -423,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=3_000_000)
     ap.add_argument("--prefill", choices=["flink", "python"], default="flink")
     ap.add_argument("--no-batch", action="store_true", help="skip the batch (backfill) reference run")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary state dir (logs, staged files)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary state dir (logs, catalog, warehouse)")
     args = ap.parse_args(argv)
     run(args.events, args.prefill, not args.no_batch, args.keep)
     return 0

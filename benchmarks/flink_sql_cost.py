@@ -110,7 +110,7 @@ FROM plain WHERE JSON_VALUE(payload, '$.event_type') <> 'heartbeat'""")
         ("parse_validate", "job's parse + validation through the shared view",
          ["INSERT INTO bh_any SELECT reason FROM checked"]),
         ("gold", "job's gold query (shared view + HOP)", [f"INSERT INTO bh_feat {features}"]),
-        ("job", f"job's {len(job.inserts)} inserts, blackhole sinks", list(job.inserts)),
+        ("job", f"job's {len(job.inserts)} inserts into Iceberg (its Flink sink)", list(job.inserts)),
     ]
     lines = sum(1 for _ in open(path, "rb"))
     results = []

@@ -29,21 +29,22 @@ from ridecast.config import repo_root
 
 
 def run(events: int = 50_000, keep: bool = False) -> dict[str, Any]:
-    from ridecast.stack.pipeline import job_spec
+    from iceberg_catalog.catalog import ensure_tables, open_catalog
+    from ridecast.stack.pipeline import _flink_env, job_spec
 
     with bench_settings("sqlcost", keep=keep) as settings, MemorySampler(settings) as mem:
         jsonl = settings.state_dir / "events.jsonl"
         data = write_events(jsonl, events, settings)
-        spec = job_spec(settings, "batch", staging_dir=str(settings.staging_dir / "unused"), input_path=str(jsonl),
-                        source_name=jsonl.name, now_ms=int(time.time() * 1000))
+        ensure_tables(open_catalog(settings))  # the "job" variant writes the lake through Iceberg's Flink sink
+        spec = job_spec(settings, "batch", input_path=str(jsonl), source_name=jsonl.name,
+                        now_ms=int(time.time() * 1000))
         spec_path = settings.run_dir / "sql_cost.spec.json"
         spec_path.parent.mkdir(parents=True, exist_ok=True)
         spec_path.write_text(json.dumps(dataclasses.asdict(spec)))
         out = settings.state_dir / "sql_cost.out.json"
         log = settings.log_dir / "sql_cost.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONPATH": str(repo_root()), "PYTHONUNBUFFERED": "1",
-               "FLINK_LOG_DIR": str(settings.log_dir / "flink")}
+        env = {**os.environ, **_flink_env(settings)}
         print(f"[sql_cost] {data['lines']:,} lines; running the variants in one JVM", flush=True)
         with log.open("wb") as fh:
             proc = subprocess.run([str(settings.flink_python), "-m", "benchmarks.flink_sql_cost", str(spec_path),

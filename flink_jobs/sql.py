@@ -4,11 +4,15 @@ Kept apart from the PyFlink driver so the app environment can render and unit-te
 and so the validation rules come from ``ridecast.events`` (the single contract) instead of being written a
 second time by hand.
 
+The lake is written by Iceberg's own Flink sink (``iceberg-flink-runtime``): :func:`catalog_ddl` registers the
+same JDBC catalog pyiceberg uses, and the INSERTs go straight into its tables, committed exactly once at each
+checkpoint (or at the end of a bounded run) by the sink's single committer per table.
+
 Why raw payloads instead of the json format: the json format drops unparseable messages (or fails the job), and
 a message we cannot parse must land in the dead letters with its reason. The per-event work that SQL
-expressions did slowly (parse and check, the source's event time, the JSON lines of bronze and silver) is done
-by three small Java scalar functions in ``flink_jobs/udf`` that the SQL calls (no Python runs per record; Python
-UDFs run ~7x slower here, see PLATFORM.md). They carry no rules of their own: the contract reaches them as
+expressions did slowly (parse and check, the source's event time) is done by two small Java scalar functions in
+``flink_jobs/udf`` that the SQL calls (no Python runs per record; Python UDFs run ~7x slower here, see
+PLATFORM.md). They carry no rules of their own: the contract reaches them as
 literals rendered here, and ``tests/test_job_contract.py`` holds the job to the Python oracle message by message.
 """
 
@@ -19,7 +23,7 @@ from dataclasses import dataclass, field
 
 from ridecast.events import EVENT_TIME_IN_TEXT, EVENT_TYPES, FIELDS, HEARTBEAT, MAX_ID_LENGTH, SCHEMA_VERSION, Reason
 
-__all__ = ["JobSpec", "JobStatements", "statements"]
+__all__ = ["ICEBERG_SINKS", "JobSpec", "JobStatements", "catalog_ddl", "statements"]
 
 
 @dataclass
@@ -27,7 +31,6 @@ class JobSpec:
     """Everything the job needs, serialised to JSON by the app side (ridecast.stack.pipeline)."""
 
     mode: str  # "stream" (Kafka source, unbounded) | "batch" (JSONL files, bounded)
-    staging_dir: str  # file sinks write <staging_dir>/<table>/
     zones: list[str]
     window_minutes: list[int]
     slide_minutes: int
@@ -35,7 +38,11 @@ class JobSpec:
     max_future_skew_s: int
     max_event_age_days: int
     max_payload_bytes: int
-    rolling_interval_s: int = 10
+    # the Iceberg catalog: its name (the same on every side: the JDBC catalog keys its rows by it) and the Flink
+    # catalog options (catalog-impl, uri, warehouse, jdbc.*), rendered by iceberg_catalog.catalog.flink_catalog_options
+    catalog_name: str = "ridecast"
+    catalog_options: dict[str, str] = field(default_factory=dict)
+    job_id: str = ""  # batch: a fixed Flink job id (32 hex), so Iceberg's committer recognises a rerun's commits
     bootstrap_servers: str = ""
     events_topic: str = ""
     features_topic: str = ""
@@ -93,7 +100,7 @@ def rules_literal(spec: JobSpec) -> str:
     }, separators=(",", ":"), sort_keys=True)
 
 
-# The job's two Java scalar functions (flink_jobs/udf, compiled by scripts/bootstrap.sh into ridecast-udf.jar); both
+# The job's Java scalar functions (flink_jobs/udf, compiled by scripts/bootstrap.sh into ridecast-udf.jar); both
 # take the contract from Python as literals. The same work as Flink SQL expressions cost ~30 us per event: a
 # VARIANT parse, a JSON text and a typed value per field and a 40-branch CASE for the checks, and string scans
 # for the event time that Flink's codegen repeated up to 10 times (it has no common-subexpression elimination).
@@ -105,16 +112,11 @@ CHECK_FIELDS = ("event_id", "event_time_ms", "event_type", "pickup_zone", "dropo
 # ``ridecast_event_time``: the source's event time, one regex scan of the text (``events.event_time_in_text``).
 EVENT_TIME_FUNCTION = "ridecast_event_time"
 EVENT_TIME_CLASS = "ridecast.flink.EventTimeInText"
-# ``ridecast_json_line``: a row as one JSON line (UTF-8 bytes) for the sinks that see every event (bronze, silver),
-# written with the raw format; Flink's json format built and serialized a Jackson tree per row, ~12 us per event.
-JSON_LINE_FUNCTION = "ridecast_json_line"
-JSON_LINE_CLASS = "ridecast.flink.JsonLine"
 
 
 def function_ddls() -> list[str]:
     return [f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {name} AS {_q(cls)} LANGUAGE JAVA"
-            for name, cls in ((CHECK_FUNCTION, CHECK_CLASS), (EVENT_TIME_FUNCTION, EVENT_TIME_CLASS),
-                              (JSON_LINE_FUNCTION, JSON_LINE_CLASS))]
+            for name, cls in ((CHECK_FUNCTION, CHECK_CLASS), (EVENT_TIME_FUNCTION, EVENT_TIME_CLASS))]
 
 
 # A guard Flink's optimizer cannot see through. Its calc-merge rule inlines a projection into every expression
@@ -236,27 +238,61 @@ WHERE reason IS NOT NULL OR is_late = 1"""
             ("zone_slices", slices_query(spec))]
 
 
-def _file_sink(name: str, columns: str, spec: JobSpec, fmt: str = "json") -> str:
-    """A staging sink: JSON lines, finalized on checkpoints. ``fmt="raw"``: one BYTES column holding the line."""
-    opts = {"connector": "filesystem", "path": f"{spec.staging_dir}/{name}"}
-    if fmt == "json":
-        opts.update({"format": "json", "json.timestamp-format.standard": "ISO-8601",
-                     "json.encode.decimal-as-plain-number": "true"})
-    else:
-        opts.update({"format": "raw"})
-    opts.update({
-        "sink.rolling-policy.rollover-interval": f"{spec.rolling_interval_s} s",
-        "sink.rolling-policy.inactivity-interval": f"{spec.rolling_interval_s} s",
-        "sink.rolling-policy.check-interval": f"{max(1, spec.rolling_interval_s // 2)} s",
-    })
+# The Iceberg tables the job writes, as Flink SQL columns: the pyiceberg schemas of iceberg_catalog.tables
+# (which this environment cannot import; tests/unit/test_job_sql.py holds the two equal) in Flink's types:
+# timestamptz is TIMESTAMP_LTZ(6), long BIGINT, int INT, a required field NOT NULL.
+ICEBERG_SINKS: dict[str, tuple[tuple[str, str], ...]] = {
+    "bronze.trip_events": (
+        ("payload", "STRING"), ("source", "STRING"), ("source_offset", "BIGINT"),
+        ("received_at", "TIMESTAMP_LTZ(6)"), ("event_id", "STRING")),
+    "silver.trip_events": (
+        ("event_id", "STRING NOT NULL"), ("event_time", "TIMESTAMP_LTZ(6) NOT NULL"),
+        ("event_type", "STRING NOT NULL"), ("pickup_zone", "STRING NOT NULL"), ("dropoff_zone", "STRING"),
+        ("fare", "DOUBLE"), ("wait_seconds", "DOUBLE"), ("surge", "DOUBLE"), ("source", "STRING"),
+        ("source_offset", "BIGINT"), ("received_at", "TIMESTAMP_LTZ(6)"), ("is_late", "INT")),
+    "gold.zone_features": (
+        ("zone", "STRING NOT NULL"), ("window_minutes", "INT NOT NULL"),
+        ("window_start", "TIMESTAMP_LTZ(6) NOT NULL"), ("window_end", "TIMESTAMP_LTZ(6) NOT NULL"),
+        ("requests", "BIGINT NOT NULL"), ("completions", "BIGINT NOT NULL"), ("cancellations", "BIGINT NOT NULL"),
+        ("fare_sum", "DOUBLE"), ("fare_mean", "DOUBLE"), ("fare_max", "DOUBLE"), ("wait_mean", "DOUBLE"),
+        ("wait_max", "DOUBLE"), ("surge_mean", "DOUBLE"), ("events", "BIGINT NOT NULL"),
+        ("computed_at", "TIMESTAMP_LTZ(6)")),
+    "ops.dead_letters": (
+        ("reason", "STRING NOT NULL"), ("payload", "STRING"), ("payload_bytes", "BIGINT"), ("source", "STRING"),
+        ("source_offset", "BIGINT"), ("received_at", "TIMESTAMP_LTZ(6) NOT NULL"), ("event_id", "STRING")),
+}
+
+
+def _ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def iceberg_table(spec: JobSpec, identifier: str) -> str:
+    """``identifier`` (``namespace.table``) inside the job's Iceberg catalog, quoted for Flink SQL."""
+    return ".".join(_ident(part) for part in (spec.catalog_name, *identifier.split(".")))
+
+
+def catalog_ddl(spec: JobSpec) -> str:
+    """The Iceberg catalog pyiceberg created the tables in, seen from Flink (``type=iceberg``).
+
+    Registered under the same name pyiceberg uses, since the JDBC catalog keys its rows by catalog name.
+    """
+    if not spec.catalog_options:
+        raise ValueError("JobSpec.catalog_options is empty: the job needs the Iceberg catalog it writes to")
+    opts = {"type": "iceberg", **spec.catalog_options}
     with_ = ",\n  ".join(f"{_q(k)} = {_q(v)}" for k, v in opts.items())
-    return f"CREATE TEMPORARY TABLE {name}_sink (\n{columns}\n) WITH (\n  {with_}\n)"
+    return f"CREATE CATALOG IF NOT EXISTS {_ident(spec.catalog_name)} WITH (\n  {with_}\n)"
 
 
-def _json_line(columns: dict[str, str]) -> str:
-    """``ridecast_json_line`` over ``{staged column name: SQL expression}``. The names are the Iceberg table's
-    (iceberg_catalog.tables, which this environment cannot import; tests/test_job_sql.py compares them)."""
-    return f"{JSON_LINE_FUNCTION}({_q(','.join(columns))}, {', '.join(columns.values())})"
+def iceberg_insert(spec: JobSpec, identifier: str, exprs: dict[str, str], source: str) -> str:
+    """``INSERT INTO`` one Iceberg table: ``exprs`` maps each of its columns (all of them, in the table's order)
+    to a SQL expression over ``source``, cast to the column's type."""
+    columns = ICEBERG_SINKS[identifier]
+    if list(exprs) != [name for name, _ in columns]:
+        raise ValueError(f"{identifier}: expressions for {list(exprs)}, table columns {[n for n, _ in columns]}")
+    select = ",\n  ".join(f"CAST({exprs[name]} AS {typ.removesuffix(' NOT NULL')}) AS {name}"
+                          for name, typ in columns)
+    return f"INSERT INTO {iceberg_table(spec, identifier)}\nSELECT\n  {select}\nFROM {source}"
 
 
 FEATURE_COLUMNS = """  zone STRING, window_minutes INT, window_start TIMESTAMP_LTZ(3), window_end TIMESTAMP_LTZ(3),
@@ -265,13 +301,9 @@ FEATURE_COLUMNS = """  zone STRING, window_minutes INT, window_start TIMESTAMP_L
 
 
 def sink_ddls(spec: JobSpec) -> list[str]:
-    ddls = [
-        _file_sink("bronze", "  line BYTES", spec, fmt="raw"),
-        _file_sink("silver", "  line BYTES", spec, fmt="raw"),
-        _file_sink("gold", FEATURE_COLUMNS, spec),
-        _file_sink("dead_letters", "  reason STRING, payload STRING, payload_bytes BIGINT, source STRING, "
-                   "source_offset BIGINT, received_at TIMESTAMP_LTZ(3), event_id STRING", spec),
-    ]
+    """The Kafka sinks of the streaming job (the online features and the dead-letter topic); the lake's tables
+    come from the catalog of :func:`catalog_ddl`."""
+    ddls = []
     if spec.mode == "stream":
         common = {"connector": "kafka", "properties.bootstrap.servers": spec.bootstrap_servers, "format": "json",
                   "json.timestamp-format.standard": "ISO-8601", "sink.delivery-guarantee": "at-least-once"}
@@ -336,32 +368,33 @@ class JobStatements:
     (a "block" in its multi-sink optimizer).
     """
 
-    before: list[str]  # functions, source, parsing views
+    before: list[str]  # functions, the Iceberg catalog, source, parsing views
     shared: list[tuple[str, str]]  # (name, SELECT), registered in order as shared Table objects
-    after: list[str]  # sinks
+    after: list[str]  # the Kafka sinks (stream mode)
     inserts: list[str]  # run together in one statement set
 
 
 def statements(spec: JobSpec) -> JobStatements:
     features = features_query(spec)
+    same = lambda *names: {n: n for n in names}  # noqa: E731
     inserts = [
-        "INSERT INTO bronze_sink SELECT " + _json_line({
+        iceberg_insert(spec, "bronze.trip_events", {
             "payload": f"SUBSTRING(payload, 1, {spec.max_payload_bytes})", "source": "source",
             "source_offset": "source_offset", "received_at": "received_at", "event_id": "v_event_id",
-        }) + " FROM checked",
-        "INSERT INTO silver_sink SELECT " + _json_line({
-            "event_id": "event_id", "event_time": "event_ts", "event_type": "event_type",
-            "pickup_zone": "pickup_zone", "dropoff_zone": "dropoff_zone", "fare": "fare",
-            "wait_seconds": "wait_seconds", "surge": "surge", "source": "source", "source_offset": "source_offset",
-            "received_at": "received_at", "is_late": "is_late",
-        }) + " FROM valid_events",
-        f"INSERT INTO gold_sink {features}",
-        "INSERT INTO dead_letters_sink SELECT reason, payload, payload_bytes, source, source_offset, received_at, "
-        "event_id FROM rejected",
+        }, "checked"),
+        iceberg_insert(spec, "silver.trip_events", {
+            "event_id": "event_id", "event_time": "event_ts",
+            **same("event_type", "pickup_zone", "dropoff_zone", "fare", "wait_seconds", "surge", "source",
+                   "source_offset", "received_at", "is_late"),
+        }, "valid_events"),
+        iceberg_insert(spec, "gold.zone_features", same(*(n for n, _ in ICEBERG_SINKS["gold.zone_features"])),
+                       f"(\n{features}\n)"),
+        iceberg_insert(spec, "ops.dead_letters", same(*(n for n, _ in ICEBERG_SINKS["ops.dead_letters"])),
+                       "rejected"),
     ]
     if spec.mode == "stream":
         inserts.append(f"INSERT INTO online_features {features}")
         inserts.append("INSERT INTO dlq_topic SELECT reason, payload, source, source_offset, received_at "
                        "FROM rejected")
-    return JobStatements([*function_ddls(), source_ddl(spec), *parsed_views(spec)], shared_selects(spec),
-                         sink_ddls(spec), inserts)
+    return JobStatements([*function_ddls(), catalog_ddl(spec), source_ddl(spec), *parsed_views(spec)],
+                         shared_selects(spec), sink_ddls(spec), inserts)

@@ -2,10 +2,11 @@
 
     python -m flink_jobs.zone_features SPEC.json
 
-The app side (``ridecast.stack.pipeline``) writes the spec, starts this under its own process group, finds the
-checkpoint to restore, and commits the finalized files to Iceberg. This module only wires configuration and
-submits the statements from :mod:`flink_jobs.sql`; exactly-once comes from checkpointing: file sinks finalize
-their part files only when a checkpoint completes, and the committer appends each finalized file once.
+The app side (``ridecast.stack.pipeline``) creates the Iceberg tables, writes the spec, starts this under its
+own process group and finds the checkpoint to restore. This module only wires configuration and submits the
+statements from :mod:`flink_jobs.sql`; exactly-once comes from checkpointing: Iceberg's Flink sink commits the
+files written up to a checkpoint once that checkpoint completes, and records the job id, its operator id and the
+checkpoint id in the snapshot, which is how a restored (or rerun) job knows what is already in the table.
 No Python function runs per record.
 """
 
@@ -38,7 +39,15 @@ def flink_conf(spec: JobSpec) -> dict[str, str]:
         "restart-strategy.fixed-delay.delay": "2 s",
         "table.exec.source.idle-timeout": f"{spec.idle_timeout_s} s",
         "pipeline.object-reuse": "true",
+        # Iceberg's Sink V2 (IcebergSink): its committer checks the table's snapshots for this job's last
+        # committed checkpoint on every commit, not only after a restore, so a rerun cannot append twice
+        "table.exec.iceberg.use-v2-sink": "true",
     }
+    if spec.job_id:
+        # A fixed job id: a batch rerun of the same input carries the same id, and the Iceberg committer then
+        # finds its commits already in each table (flink.job-id + operator id). The key is Flink's
+        # PipelineOptionsInternal.PIPELINE_FIXED_JOB_ID (what its application mode sets), marked internal.
+        conf["$internal.pipeline.job-id"] = spec.job_id
     if spec.jars:
         conf["pipeline.jars"] = ";".join(Path(j).resolve().as_uri() for j in spec.jars)
     if spec.mode == "stream":

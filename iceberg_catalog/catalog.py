@@ -23,7 +23,12 @@ if TYPE_CHECKING:
 
     from ridecast.config import Settings
 
-__all__ = ["BACKENDS", "CatalogBackend", "ensure_tables", "load_table", "open_catalog"]
+__all__ = ["BACKENDS", "CatalogBackend", "UnsupportedCatalogError", "ensure_tables", "flink_catalog_options",
+           "load_table", "open_catalog"]
+
+
+class UnsupportedCatalogError(ValueError):
+    """The catalog URI names a backend this code (or the Flink side of it) cannot open."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,8 @@ def open_catalog(settings: "Settings | None" = None) -> "Catalog":
     uri = s.catalog_uri
     backend = BACKENDS.get(_scheme(uri))
     if backend is None:
-        raise ValueError(f"catalog URI {uri!r}: unsupported scheme; supported: {', '.join(sorted(BACKENDS))}")
+        raise UnsupportedCatalogError(f"catalog URI {uri!r}: unsupported scheme; supported: "
+                                      f"{', '.join(sorted(BACKENDS))}")
     if backend.driver:
         try:
             importlib.import_module(backend.driver)
@@ -69,6 +75,52 @@ def open_catalog(settings: "Settings | None" = None) -> "Catalog":
     if backend.cls == "SqlCatalog":
         props.setdefault("init_catalog_tables", "true")
     return cls(s.catalog.name, **props)
+
+
+# Iceberg-Java's JdbcCatalog as Flink's Iceberg catalog factory takes it: ``catalog-type=jdbc`` is not one of the
+# factory's types, so the implementation class is named. ``jdbc.*`` properties go to the JDBC driver, except
+# ``jdbc.schema-version``: V1 is the layout pyiceberg's SqlCatalog reads and writes.
+_JDBC_CATALOG = {"catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog", "jdbc.schema-version": "V1"}
+# sqlite-jdbc's connection pragma: the job's four table committers (and pyiceberg beside them) share one catalog
+# file; a writer that finds it locked waits this long for the lock instead of failing the commit at once.
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def flink_catalog_options(settings: "Settings") -> dict[str, str]:
+    """The Flink SQL options (``CREATE CATALOG ... WITH``) of the catalog :func:`open_catalog` opens.
+
+    settings.catalog.uri is a SQLAlchemy URI; the Flink side speaks JDBC: ``sqlite:///p`` becomes
+    ``jdbc:sqlite:/p``, ``postgresql+psycopg2://user:pw@host:port/db?k=v`` becomes
+    ``jdbc:postgresql://host:port/db?k=v`` with ``jdbc.user`` / ``jdbc.password``. REST catalogs pass through.
+    """
+    from sqlalchemy.engine import make_url
+
+    uri = settings.catalog_uri
+    scheme = _scheme(uri)
+    extra = dict(settings.catalog.properties)  # FileIO settings (s3.*): Iceberg-Java reads the same keys
+    if scheme in ("http", "https"):
+        return {"catalog-type": "rest", "uri": uri, "warehouse": settings.warehouse, **extra}
+    if scheme not in ("sqlite", "postgresql"):
+        raise UnsupportedCatalogError(f"catalog URI {uri!r}: the Flink job cannot open it; supported: "
+                                      "sqlite, postgresql, http(s)")
+    url = make_url(uri)
+    opts = {**_JDBC_CATALOG, "warehouse": settings.warehouse}
+    if scheme == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise UnsupportedCatalogError(f"catalog URI {uri!r}: the Flink job and pyiceberg must share a file")
+        opts["uri"] = f"jdbc:sqlite:{Path(url.database).resolve()}"
+        opts["jdbc.busy_timeout"] = str(SQLITE_BUSY_TIMEOUT_MS)
+    else:
+        host = url.host or "localhost"
+        port = f":{url.port}" if url.port else ""
+        query = "&".join(f"{k}={v}" for k, vals in url.query.items()
+                         for v in ((vals,) if isinstance(vals, str) else vals))
+        opts["uri"] = f"jdbc:postgresql://{host}{port}/{url.database or ''}" + (f"?{query}" if query else "")
+        if url.username:
+            opts["jdbc.user"] = url.username
+        if url.password is not None:
+            opts["jdbc.password"] = url.password
+    return {**opts, **extra}
 
 
 def _create(catalog: "Catalog", t: TableDef) -> "Table":

@@ -10,8 +10,8 @@ validation refuses the commit if someone added or removed files in that partitio
 reload the table and redo the partition. Rows are neither lost nor duplicated under any interleaving.
 
 :func:`expire_snapshots` uses pyiceberg's ``table.maintenance.expire_snapshots()`` (metadata only: data
-files stay on storage). Snapshots kept are not rewritten, so their summary properties (e.g. the streaming
-committer's ``ridecast.source-files``) survive.
+files stay on storage). Snapshots kept are not rewritten, so their summary properties (e.g. the Flink sink's
+``flink.job-id`` and checkpoint id, which it reads back before committing) survive.
 
 :func:`remove_orphan_files` is what reclaims the storage, the way Iceberg-Java's ``remove_orphan_files`` action
 does (pyiceberg 0.12 has none): list every file under the table's location, subtract every file the table's
@@ -57,8 +57,6 @@ __all__ = [
     "OrphanFilesError",
     "OrphanResult",
     "PartitionRewrite",
-    "Retention",
-    "RetentionError",
     "compact",
     "expire_snapshots",
     "reachable_files",
@@ -67,38 +65,6 @@ __all__ = [
 
 COMPACT_OPERATION = {"ridecast.operation": "compact"}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-
-
-class RetentionError(ValueError):
-    """Retention ages that would lose track of what was committed (see :class:`Retention`)."""
-
-
-@dataclass(frozen=True)
-class Retention:
-    """The ages ``ridecast maintain`` works with, checked together before anything is deleted.
-
-    A staged file is recognised as committed only through the ``ridecast.source-files`` property of the snapshot
-    that appended it. Expiring snapshots younger than the staging age would forget staged files that are not yet
-    old enough to be cleaned up: they would stay on disk for good, and a committer scanning the staging folder
-    could append them again (duplicates). So snapshots must be kept at least as long as staged files.
-    """
-
-    snapshot_age: dt.timedelta  # expire snapshots older than this
-    staging_age: dt.timedelta  # delete committed staging files older than this
-
-    def __post_init__(self) -> None:
-        if self.staging_age < dt.timedelta(0) or self.snapshot_age < dt.timedelta(0):
-            raise RetentionError("retention ages must not be negative")
-        if self.snapshot_age < self.staging_age:
-            raise RetentionError(
-                f"snapshots would expire after {_hours(self.snapshot_age)} h, before committed staging files are "
-                f"cleaned up after {_hours(self.staging_age)} h: staged files still waiting would no longer be "
-                f"known as committed. Keep snapshots at least as long: --older-than-hours >= --staging-age-hours "
-                f"(here >= {_hours(self.staging_age)})")
-
-
-def _hours(t: dt.timedelta) -> str:
-    return f"{t.total_seconds() / 3600:g}"
 
 
 class CompactionConflictError(RuntimeError):

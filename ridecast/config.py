@@ -62,9 +62,8 @@ class FlinkSettings(BaseModel):
     max_future_skew_s: int = Field(900, ge=0, description="events further ahead of wall-clock time are rejected")
     max_event_age_days: int = Field(3650, ge=1, description="events older than this are rejected")
     max_payload_bytes: int = Field(16384, ge=256)
-    checkpoint_interval_s: int = Field(10, ge=1)
+    checkpoint_interval_s: int = Field(10, ge=1, description="also how often the lake's tables commit (freshness)")
     parallelism: int = Field(1, ge=1)
-    rolling_interval_s: int = Field(10, ge=1, description="max age of a staged file before it is rolled (freshness)")
     startup_mode: str = Field("group-offsets", description="group-offsets | earliest-offset | latest-offset")
     consumer_group: str = "ridecast-features"
     python: str | None = Field(None, description="Python of the Flink environment; default .venv-flink")
@@ -153,7 +152,7 @@ class ServingSettings(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RIDECAST_", env_nested_delimiter="__", extra="ignore")
 
-    home: Path = Field(Path(".ridecast"), description="state dir: pids, logs, catalog, warehouse, staging")
+    home: Path = Field(Path(".ridecast"), description="state dir: pids, logs, catalog, warehouse, checkpoints")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
@@ -162,7 +161,6 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     zones_file: Path | None = Field(None, description="zone list CSV; default Singapore's 55 planning areas")
-    commit_interval_s: float = Field(5.0, gt=0, description="how often the Iceberg committer looks for files")
 
     @classmethod
     def settings_customise_sources(
@@ -183,11 +181,6 @@ class Settings(BaseSettings):
     @property
     def state_dir(self) -> Path:
         return self.home.resolve()
-
-    @property
-    def staging_dir(self) -> Path:
-        """Where the Flink job's file sinks write; the committer reads finalized files from here."""
-        return self.state_dir / "staging"
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -53,8 +53,6 @@ def up_text(r: UpResult) -> Text:
     if r.feature_job_pid is not None:
         lines.append(f"[green]✓[/] feature job pid {r.feature_job_pid}, restored from "
                      f"{r.restored_from or 'no checkpoint (fresh start)'}")
-    if r.committer_pid is not None:
-        lines.append(f"[green]✓[/] committer pid {r.committer_pid}")
     lines.append(f"state and logs in {r.state_dir}")
     return Text.from_markup("\n".join(lines))
 
@@ -75,10 +73,10 @@ def status_view(r: StackStatus) -> Group:
         procs.add_row(p.name, "[green]running[/]" if p.running else "[dim]stopped[/]",
                       str(p.pid) if p.running else "", p.health or "", str(p.log_file))
     tables = Table(title="Iceberg tables")
-    for col in ("table", "rows", "snapshots", "staged, not yet committed"):
+    for col in ("table", "rows", "snapshots", "last commit (UTC)"):
         tables.add_column(col)
     for t in r.tables:
-        tables.add_row(t.identifier, str(t.rows), str(t.snapshots), "" if t.pending is None else str(t.pending))
+        tables.add_row(t.identifier, str(t.rows), str(t.snapshots), _fmt_ms(t.last_commit_ms))
     return Group(procs, Text(f"newest checkpoint: {r.checkpoint or 'none'}"), tables)
 
 

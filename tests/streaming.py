@@ -17,7 +17,7 @@ from ridecast.events import make_event
 
 @contextmanager
 def stream_env(home: Path, broker: str, **extra: str) -> Iterator[Settings]:
-    """Environment for one streaming run (subprocesses like the committer inherit it)."""
+    """Environment for one streaming run (subprocesses like the feature job inherit it)."""
     suffix = uuid.uuid4().hex[:8]
     env = {
         "RIDECAST_HOME": str(home),
@@ -27,8 +27,6 @@ def stream_env(home: Path, broker: str, **extra: str) -> Iterator[Settings]:
         "RIDECAST_KAFKA__DEAD_LETTER_TOPIC": f"dlq-{suffix}",
         "RIDECAST_FLINK__CONSUMER_GROUP": f"g-{suffix}",
         "RIDECAST_FLINK__CHECKPOINT_INTERVAL_S": "3",
-        "RIDECAST_FLINK__ROLLING_INTERVAL_S": "3",
-        "RIDECAST_COMMIT_INTERVAL_S": "1",
         **extra,
     }
     with pytest.MonkeyPatch.context() as mp:

@@ -15,7 +15,6 @@ def maintain(
     target_file_mb: int = typer.Option(128, help="target size of rewritten files"),
     older_than_hours: float = typer.Option(120.0, help="expire snapshots older than this"),
     retain_last: int = typer.Option(5, help="always keep this many newest snapshots"),
-    staging_age_hours: float = typer.Option(1.0, help="delete committed staging files older than this"),
     orphans: bool = typer.Option(True, "--orphans/--no-orphans",
                                  help="after expiry, delete files under each table that no snapshot references"),
     orphan_age_hours: float = typer.Option(
@@ -28,7 +27,6 @@ def maintain(
     from rich.console import Console
     from rich.progress import Progress
 
-    from iceberg_catalog.maintenance import RetentionError
     from ridecast.stack.maintain import MaintainOptions, UnknownTableError, maintain, resolve_tables, steps_per_table
     from ridecast.views import maintain_table
 
@@ -36,10 +34,10 @@ def maintain(
     try:
         options = MaintainOptions(
             min_files=min_files, target_file_mb=target_file_mb, older_than=dt.timedelta(hours=older_than_hours),
-            retain_last=retain_last, staging_age=dt.timedelta(hours=staging_age_hours), orphans=orphans,
+            retain_last=retain_last, orphans=orphans,
             orphan_age=dt.timedelta(hours=orphan_age_hours), orphans_dry_run=orphans_dry_run)
         idents = resolve_tables(table)
-    except (RetentionError, UnknownTableError) as exc:
+    except UnknownTableError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if options.risky_orphan_age:
@@ -53,7 +51,6 @@ def maintain(
     except Exception as exc:
         typer.echo(f"error: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}", err=True)
         raise typer.Exit(2) from None
-    console.print(f"deleted {report.staging_removed} committed staging files")
     console.print(maintain_table(report))
     if report.failed:
         typer.echo(f"warning: {len(report.failed)} orphan file(s) could not be deleted, e.g. {report.failed[0]}",

@@ -11,7 +11,7 @@ def up(
     no_job: bool = typer.Option(False, "--no-job", help="start only the broker and the tables"),
     trino: bool = typer.Option(False, "--trino", help="also start the embedded Trino server over the catalog"),
 ) -> None:
-    """Start the broker, create topics and tables, start the feature job and the Iceberg committer."""
+    """Start the broker, create topics and tables, start the feature job (it writes Iceberg itself)."""
     from rich.console import Console
 
     from ridecast.stack import lifecycle
@@ -37,7 +37,7 @@ def down() -> None:
 
 
 def status() -> None:
-    """What runs, the newest checkpoint, what waits to be committed, and each table's rows."""
+    """What runs, the newest checkpoint, and each table's rows and last commit."""
     from rich.console import Console
 
     from ridecast.stack import lifecycle

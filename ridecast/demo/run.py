@@ -1,7 +1,7 @@
 """``ridecast demo``: the whole pipeline on embedded defaults, start to finish, then the results.
 
 History goes in as a backfill (the same feature SQL, in batch); then a day streams live through Kafka, with a
-few malformed events so the dead letters show, and lands in Iceberg through the streaming job and committer.
+few malformed events so the dead letters show, and lands in Iceberg through the streaming job (Iceberg's Flink sink).
 Everything is deterministic by seed and idempotent: a second run reuses what the first one built (a backfill
 of the same file is skipped; a day already in silver is not streamed twice), which is what keeps it fast warm.
 
@@ -142,7 +142,7 @@ def _stream_day(p: DemoPlan, settings: Settings, console: Console) -> None:
 
 
 def _wait_landed(p: DemoPlan, settings: Settings, console: Console, timeout_s: float = 600) -> None:
-    """Until the live day's last hourly window is committed to gold (the committer runs in the background)."""
+    """Until the live day's last hourly window is committed to gold (the job commits at each checkpoint)."""
     from ridecast.views import spinner
 
     target = p.live_end
@@ -215,7 +215,7 @@ def run_demo(*, history_days: int = 28, seed: int = 42, scale: float = 1.0, spee
         f"({p.history_start:%d %b} – {p.history_end:%d %b}), then {p.live_start:%a %d %b} streamed live",
         border_style="cyan"))
 
-    with step("Embedded stack: broker, topics, Iceberg tables, feature job, committer"):
+    with step("Embedded stack: broker, topics, Iceberg tables, feature job"):
         from ridecast.stack import lifecycle
         from ridecast.views import up_text
 

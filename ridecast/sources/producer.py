@@ -13,7 +13,7 @@ Why it is built this way:
   ``close_after`` past the last event, far enough for the watermark to pass the last windows.
 * **Pacing by event time** (``speedup``) makes a recorded or simulated history look live: with
   speedup=720, one event-time hour passes in 5 s of wall time. Without it, send as fast as possible.
-* Nothing here reads end offsets (Tansu reports them wrong); the returned counts are what was sent and
+* Nothing here reads end offsets; the returned counts are what was sent and
   acknowledged.
 """
 

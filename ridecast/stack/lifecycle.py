@@ -23,7 +23,6 @@ class UpResult:
     state_dir: Path
     feature_job_pid: int | None = None
     restored_from: str | None = None  # the checkpoint the feature job restored; None for a fresh start
-    committer_pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class TableState:
     identifier: str
     rows: int
     snapshots: int
-    pending: int | None  # staged files not yet committed; None for tables nothing stages
+    last_commit_ms: int | None  # when the current snapshot was committed; None before the first commit
 
 
 @dataclass(frozen=True)
@@ -65,13 +64,13 @@ class StackStatus:
 
 
 def up(settings: Settings | None = None, *, job: bool = True) -> UpResult:
-    """Start the broker, create topics and tables; with ``job``, start the feature job and the committer.
+    """Start the broker, create topics and tables; with ``job``, start the feature job (it writes Iceberg).
 
     Idempotent: whatever already runs is reused (each start finds its live pid file).
     """
     from iceberg_catalog.catalog import ensure_tables, open_catalog
     from ridecast.stack.broker import ensure_topics, start_broker
-    from ridecast.stack.pipeline import start_committer, start_stream
+    from ridecast.stack.pipeline import start_stream
 
     s = settings or get_settings()
     servers = start_broker(s)
@@ -82,9 +81,7 @@ def up(settings: Settings | None = None, *, job: bool = True) -> UpResult:
     if not job:
         return UpResult(**base)
     stream = start_stream(s)
-    committer = start_committer(s)
-    return UpResult(**base, feature_job_pid=stream["pid"], restored_from=stream.get("restored_from") or None,
-                    committer_pid=committer["pid"])
+    return UpResult(**base, feature_job_pid=stream["pid"], restored_from=stream.get("restored_from") or None)
 
 
 def up_trino(settings: Settings | None = None) -> TrinoResult:
@@ -110,17 +107,16 @@ def down(settings: Settings | None = None) -> DownResult:
 
 
 def status(settings: Settings | None = None) -> StackStatus:
-    """What runs, the newest checkpoint, and each table's rows, snapshots and files waiting to be committed."""
+    """What runs (with health checks), the newest checkpoint, and each table's rows, snapshots and last commit."""
     from iceberg_catalog.catalog import ensure_tables, open_catalog
-    from iceberg_catalog.committer import pending_files
     from ridecast.stack.broker import broker_health, broker_process
-    from ridecast.stack.pipeline import committer_process, feature_job_process, latest_checkpoint
+    from ridecast.stack.pipeline import feature_job_process, latest_checkpoint
     from ridecast.stack.trino import trino_health, trino_process
 
     s = settings or get_settings()
     checks = {"broker": broker_health, "trino": trino_health}
     procs = []
-    for proc in (broker_process(s), feature_job_process(s), committer_process(s), trino_process(s)):
+    for proc in (broker_process(s), feature_job_process(s), trino_process(s)):
         rec = proc.info()
         health = checks[proc.name](s) if rec and proc.name in checks else None
         procs.append(ProcessState(proc.name, rec["pid"] if rec else None, proc.log_file, health))
@@ -128,7 +124,6 @@ def status(settings: Settings | None = None) -> StackStatus:
     for ident, table in ensure_tables(open_catalog(s)).items():
         snap = table.current_snapshot()
         rows = snap.summary.additional_properties.get("total-records", "0") if snap and snap.summary else "0"
-        pending = pending_files(s, ident, table)
         tables.append(TableState(ident, int(rows), len(table.metadata.snapshots),
-                                 None if pending is None else len(pending)))
+                                 snap.timestamp_ms if snap else None))
     return StackStatus(tuple(procs), latest_checkpoint(s.checkpoint_dir), tuple(tables))

@@ -1,9 +1,10 @@
 """Table maintenance: compact small files, expire old snapshots, then remove orphan files, per ridecast table.
 
-Order matters: staging files the committer already committed are deleted *before* any snapshot expires,
-because they are recognised through the ``ridecast.source-files`` property of the snapshots that expiry removes.
-Orphan removal comes last: compaction and expiry are what leave data files, manifests and manifest lists that no
-snapshot references any more; it deletes only those older than ``orphan_age`` (commits in flight).
+Compaction is this module's, not the feature job's: Iceberg's Flink sink commits one small file per table and
+checkpoint, and its own post-commit compaction (``flink-maintenance.rewrite.enabled``) is still marked
+experimental in Iceberg 1.11. Orphan removal comes last: compaction and expiry are what leave data files,
+manifests and manifest lists that no snapshot references any more; it deletes only those older than
+``orphan_age`` (commits in flight).
 """
 
 from __future__ import annotations
@@ -31,15 +32,9 @@ class MaintainOptions:
     target_file_mb: int = 128
     older_than: dt.timedelta = dt.timedelta(hours=120)
     retain_last: int = 5
-    staging_age: dt.timedelta = dt.timedelta(hours=1)
     orphans: bool = True
     orphan_age: dt.timedelta = dt.timedelta(hours=72)
     orphans_dry_run: bool = False
-
-    def __post_init__(self) -> None:
-        from iceberg_catalog.maintenance import Retention
-
-        Retention(snapshot_age=self.older_than, staging_age=self.staging_age)  # RetentionError if inconsistent
 
     @property
     def risky_orphan_age(self) -> bool:
@@ -64,7 +59,6 @@ class TableMaintenance:
 @dataclass(frozen=True)
 class MaintainReport:
     options: MaintainOptions
-    staging_removed: int
     tables: tuple[TableMaintenance, ...]
     failed: tuple[str, ...]  # orphan files that could not be deleted
 
@@ -86,14 +80,11 @@ def maintain(settings: Settings | None = None, *, tables: Sequence[str] | None =
     """Maintain ``tables`` (default: all); ``on_step`` hears each step's description before it runs."""
     from iceberg_catalog.catalog import load_table, open_catalog
     from iceberg_catalog.maintenance import compact, expire_snapshots, remove_orphan_files
-    from ridecast.stack.pipeline import cleanup_committed_staging
 
     step = on_step or (lambda _: None)
     s = settings or get_settings()
     idents = resolve_tables(tables)
     catalog = open_catalog(s)
-    # must run BEFORE any snapshot expires (see the module docstring)
-    staging_removed = cleanup_committed_staging(s, min_age_s=options.staging_age.total_seconds())
     done: list[TableMaintenance] = []
     failed: list[str] = []
     for ident in idents:
@@ -111,7 +102,7 @@ def maintain(settings: Settings | None = None, *, tables: Sequence[str] | None =
                            orphan_bytes=orph.orphan_bytes, orphans_too_young=orph.young_kept)
         done.append(TableMaintenance(ident, comp.files_before, comp.files_after, len(comp.partitions),
                                      comp.rows_rewritten, len(exp.removed), exp.snapshots_after, **orphans))
-    return MaintainReport(options, staging_removed, tuple(done), tuple(failed))
+    return MaintainReport(options, tuple(done), tuple(failed))
 
 
 def steps_per_table(options: MaintainOptions) -> int:

@@ -1,8 +1,9 @@
-"""Runs the feature pipeline: the PyFlink job (in the Flink environment) and the Iceberg committer.
+"""Runs the feature pipeline: the PyFlink job (in the Flink environment), which writes Iceberg itself.
 
 Two ways in, one job: ``start_stream`` runs the job unbounded over the Kafka topic, ``backfill`` runs the
 very same SQL bounded over a JSONL file (history, or a user's own data), so offline and online features can
-never drift apart. Both hand their finalized files to :class:`iceberg_catalog.committer.Committer`.
+never drift apart. Both write the lake through Iceberg's own Flink sink into the catalog pyiceberg created the
+tables in (``ensure_tables`` runs first): one committer per table inside the job, exactly once per checkpoint.
 
 Recovery: the streaming job restarts from the newest *complete* checkpoint (a ``chk-N`` with ``_metadata``,
 searched over every job-id folder since a restored job gets a new id). Restoring an older checkpoint makes
@@ -17,32 +18,30 @@ import json
 import math
 import os
 import re
-import shutil
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Literal
 
-from flink_jobs.sql import JobSpec
-from iceberg_catalog.catalog import ensure_tables, open_catalog
-from iceberg_catalog.committer import CommitStats, Committer, backfill_root, cleanup_committed, stream_root
+from flink_jobs.sql import ICEBERG_SINKS, JobSpec
+from iceberg_catalog.catalog import ensure_tables, flink_catalog_options, open_catalog
 from ridecast.config import Settings, get_settings, repo_root
 from ridecast.events import EVENT_TIME_IN_TEXT, load_zones
 from ridecast.stack.process import ManagedProcess
 
 __all__ = [
+    "BackfillError",
     "BackfillResult",
+    "FlinkEnvironmentError",
+    "JOB_TABLES",
     "backfill",
     "backfill_dead_letters",
-    "cleanup_committed_staging",
-    "committer_process",
+    "backfill_snapshots",
     "feature_job_process",
     "job_spec",
     "latest_checkpoint",
-    "start_committer",
     "start_stream",
     "stop_stream",
 ]
@@ -50,22 +49,37 @@ __all__ = [
 # from scripts/bootstrap.sh: the job's Java functions, compiled from flink_jobs/udf; the connectors and drivers
 # (requirements/jvm/flink.pom.xml) are every jar of ``flink_jars_dir/flink``
 UDF_JAR = "ridecast-udf.jar"
+# Jars that must be on the JVM's own classpath, not on ``pipeline.jars``: Flink always loads ``org.apache.hadoop``
+# parent-first (so Hadoop in the user jars is never seen), and java.sql.DriverManager only hands a connection to
+# a caller whose class loader can see the driver's class, which a driver loaded by the user class loader is not
+# for Iceberg's JDBC catalog. Flink's own answer is HADOOP_CLASSPATH / lib/; PyFlink's launcher adds
+# HADOOP_CLASSPATH to the JVM's classpath.
+SYSTEM_JARS = ("hadoop-client-api-*.jar", "hadoop-client-runtime-*.jar", "sqlite-jdbc-*.jar", "postgresql-*.jar")
+# the Iceberg tables the job writes
+JOB_TABLES = tuple(ICEBERG_SINKS)
+
+
+class FlinkEnvironmentError(RuntimeError):
+    """The Flink environment (.venv-flink, the connector jars, our functions' jar) is not installed."""
+
+
+def system_jars(settings: Settings) -> list[Path]:
+    """The jars of :data:`SYSTEM_JARS`, for the JVM's classpath (HADOOP_CLASSPATH)."""
+    folder = settings.flink_jars_dir / "flink"
+    return sorted(p for pattern in SYSTEM_JARS for p in folder.glob(pattern))
 
 
 def job_jars(settings: Settings) -> list[Path]:
-    """Every jar the job puts on ``pipeline.jars``: Flink's Kafka connector, Iceberg's Flink runtime, Hadoop
-    client, JDBC drivers (from Maven Central) and our own functions."""
-    return [*sorted((settings.flink_jars_dir / "flink").glob("*.jar")), settings.flink_jars_dir / UDF_JAR]
+    """Every jar the job puts on ``pipeline.jars``: Flink's Kafka connector, Iceberg's Flink runtime (from
+    Maven Central) and our own functions; Hadoop and the JDBC drivers go to :func:`system_jars`."""
+    system = set(system_jars(settings))
+    return [*sorted(p for p in (settings.flink_jars_dir / "flink").glob("*.jar") if p not in system),
+            settings.flink_jars_dir / UDF_JAR]
 
 
 def feature_job_process(settings: Settings | None = None) -> ManagedProcess:
     s = settings or get_settings()
     return ManagedProcess("feature-job", s.run_dir, s.log_dir)
-
-
-def committer_process(settings: Settings | None = None) -> ManagedProcess:
-    s = settings or get_settings()
-    return ManagedProcess("committer", s.run_dir, s.log_dir)
 
 
 def job_spec(settings: Settings, mode: Literal["stream", "batch"], **overrides: object) -> JobSpec:
@@ -75,7 +89,8 @@ def job_spec(settings: Settings, mode: Literal["stream", "batch"], **overrides: 
     f, k = settings.flink, settings.kafka
     spec = JobSpec(
         mode=mode,
-        staging_dir=str(stream_root(settings)),
+        catalog_name=settings.catalog.name,
+        catalog_options=flink_catalog_options(settings),
         zones=[z.zone for z in load_zones(settings.zones_file)],
         window_minutes=list(f.window_minutes),
         slide_minutes=f.slide_minutes,
@@ -83,7 +98,6 @@ def job_spec(settings: Settings, mode: Literal["stream", "batch"], **overrides: 
         max_future_skew_s=f.max_future_skew_s,
         max_event_age_days=f.max_event_age_days,
         max_payload_bytes=f.max_payload_bytes,
-        rolling_interval_s=f.rolling_interval_s,
         idle_timeout_s=f.idle_timeout_s,
         checkpoint_dir=str(settings.checkpoint_dir),
         checkpoint_interval_s=f.checkpoint_interval_s,
@@ -121,18 +135,22 @@ def _flink_env(settings: Settings) -> dict[str, str]:
         "PYTHONPATH": str(repo_root()),
         "FLINK_LOG_DIR": str(settings.log_dir / "flink"),
         "PYTHONUNBUFFERED": "1",
+        "HADOOP_CLASSPATH": os.pathsep.join(str(p) for p in system_jars(settings)),
     }
 
 
 def _check_flink_env(settings: Settings) -> None:
     jars = job_jars(settings)
     missing = [p for p in (settings.flink_python, *jars) if not p.exists()]
-    if missing or len(jars) == 1:
-        raise RuntimeError(f"Flink environment incomplete ({', '.join(map(str, missing))}): run scripts/bootstrap.sh")
+    if missing or len(jars) == 1 or len(system_jars(settings)) < len(SYSTEM_JARS):
+        raise FlinkEnvironmentError(f"Flink environment incomplete ({', '.join(map(str, missing)) or 'jars'}): "
+                                    "run scripts/bootstrap.sh")
 
 
 def _write_spec(spec: JobSpec, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)  # it carries the catalog's credentials (catalog_options)
+    path.chmod(0o600)
     path.write_text(json.dumps(dataclasses.asdict(spec), indent=1))
     return path
 
@@ -152,28 +170,21 @@ def start_stream(settings: Settings | None = None) -> dict:
                       env=_flink_env(s), cwd=repo_root(), extra={"restored_from": str(restore or "")})
 
 
-def start_committer(settings: Settings | None = None) -> dict:
-    s = settings or get_settings()
-    ensure_tables(open_catalog(s))
-    env = {"RIDECAST_HOME": str(s.state_dir)}
-    return committer_process(s).start([sys.executable, "-m", "iceberg_catalog.committer"], env=env,
-                                      cwd=repo_root())
-
-
 def stop_stream(settings: Settings | None = None) -> list[str]:
     s = settings or get_settings()
-    stopped = []
-    for proc in (feature_job_process(s), committer_process(s)):
-        if proc.stop(timeout=20):
-            stopped.append(proc.name)
-    return stopped
+    proc = feature_job_process(s)
+    return [proc.name] if proc.stop(timeout=20) else []
+
+
+class BackfillError(RuntimeError):
+    """The batch feature job failed or timed out; what it committed stays, a rerun completes it."""
 
 
 @dataclass
 class BackfillResult:
     backfill_id: str
     skipped: bool
-    committed: dict[str, CommitStats]
+    committed: dict[str, int]  # table -> rows this file's job appended (over every run of it)
     seconds: float
     source: str = ""  # bronze.source / ops.dead_letters.source of this backfill's rows: file:<name>@<id>
     now_ms: int | None = None  # the clock the job judged the file's event times by
@@ -181,16 +192,31 @@ class BackfillResult:
     def __str__(self) -> str:
         if self.skipped:
             return f"already backfilled (id {self.backfill_id}): skipped"
-        rows = ", ".join(f"{ident} {st.rows:,}" for ident, st in self.committed.items())
+        rows = ", ".join(f"{ident} {n:,}" for ident, n in self.committed.items())
         return f"{rows or 'no rows'} committed in {self.seconds:.0f} s (id {self.backfill_id})"
+
+
+def backfill_snapshots(settings: Settings, job_id: str) -> dict[str, list]:
+    """Per table of the job, the snapshots Iceberg's Flink committer made for Flink job ``job_id``."""
+    catalog = open_catalog(settings)
+    out: dict[str, list] = {}
+    for ident in JOB_TABLES:
+        table = catalog.load_table(ident)
+        out[ident] = [snap for snap in table.metadata.snapshots if snap.summary is not None
+                      and snap.summary.additional_properties.get("flink.job-id") == job_id]
+    return out
 
 
 def backfill(jsonl_path: Path | str, settings: Settings | None = None, *, now_ms: int | None = None,
              timeout_s: float = 3600, progress: bool = True) -> BackfillResult:
-    """Run the feature job in batch over a JSONL event file and commit its output, exactly once per file.
+    """Run the feature job in batch over a JSONL event file, writing Iceberg through the sink, once per file.
 
-    Idempotent: a file already backfilled (same content) is skipped; a run interrupted after Flink finished
-    commits what is left; a run interrupted during Flink starts that part again from scratch.
+    The file's content fixes the Flink job id (its SHA-256), and Iceberg's committer writes that id into every
+    snapshot it makes. A rerun of the same file therefore carries the same id, and the committer (Sink V2) skips
+    every table whose commit for this job is already in the table: a run killed half-way through its commits
+    finishes the missing tables on rerun, and none twice. A file is skipped without starting Flink when every
+    table holds its commit, or its last run finished (``<state>/backfills/<id>.done``: a table the file gave no
+    rows gets no commit, and snapshot expiry removes old ones).
 
     ``now_ms``: the clock of the job's future/too-old checks; by default the file's own newest event time
     (see ``_scan_file``), so history is judged against its own time range.
@@ -200,42 +226,37 @@ def backfill(jsonl_path: Path | str, settings: Settings | None = None, *, now_ms
     started = time.monotonic()
     path = Path(jsonl_path).resolve()
     scan = _scan_file(path, wall_ms=int(time.time() * 1000), max_future_skew_s=s.flink.max_future_skew_s)
-    bid = scan.digest[:16]
+    job_id = scan.digest[:32]  # a Flink JobID is 16 bytes
+    bid = job_id[:16]
     now_ms = scan.clock_ms if now_ms is None else now_ms
-    root = backfill_root(s, bid)
     source = f"{path.name}@{bid}"
-    if (root / "_COMMITTED").exists():
-        return BackfillResult(bid, True, {}, time.monotonic() - started, "file:" + source, now_ms)
     ensure_tables(open_catalog(s))
-    if not (root / "_FLINK_DONE").exists():
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
-        spec = job_spec(s, "batch", staging_dir=str(root), input_path=str(path), source_name=source,
-                        now_ms=now_ms)
-        spec_path = _write_spec(spec, root / "_spec.json")
-        env = {**os.environ, **_flink_env(s)}
-        log_path = s.log_dir / f"backfill-{bid}.log"
-        with log_path.open("wb") as log, _spinner(progress, f"feature job (batch) over {path.name}") as tick:
-            proc = subprocess.Popen(
-                [str(s.flink_python), "-m", "flink_jobs.zone_features", str(spec_path)],
-                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=repo_root(), start_new_session=True,
-            )
-            deadline = time.monotonic() + timeout_s
-            while proc.poll() is None:
-                if time.monotonic() > deadline:
-                    os.killpg(proc.pid, 9)
-                    proc.wait()
-                    break
-                tick()
-                time.sleep(0.5)
-        if proc.returncode != 0 or "RIDECAST_JOB_FINISHED" not in log_path.read_text(errors="replace")[-4000:]:
-            raise RuntimeError(f"backfill feature job failed (exit {proc.returncode}); see {log_path}")
-        (root / "_FLINK_DONE").touch()
-    committer = Committer(s, root, properties={"ridecast.backfill-id": bid})
-    with _spinner(progress, "committing to Iceberg") as tick:
-        tick()
-        committed = committer.drain()
-    (root / "_COMMITTED").touch()
+    done = s.state_dir / "backfills" / f"{bid}.done"
+    if done.exists() or all(backfill_snapshots(s, job_id).values()):
+        return BackfillResult(bid, True, {}, time.monotonic() - started, "file:" + source, now_ms)
+    spec = job_spec(s, "batch", input_path=str(path), source_name=source, job_id=job_id, now_ms=now_ms)
+    spec_path = _write_spec(spec, s.run_dir / f"backfill-{bid}.spec.json")
+    env = {**os.environ, **_flink_env(s)}
+    log_path = s.log_dir / f"backfill-{bid}.log"
+    with log_path.open("wb") as log, _spinner(progress, f"feature job (batch) over {path.name}") as tick:
+        proc = subprocess.Popen(
+            [str(s.flink_python), "-m", "flink_jobs.zone_features", str(spec_path)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=repo_root(), start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+                break
+            tick()
+            time.sleep(0.5)
+    if proc.returncode != 0 or "RIDECAST_JOB_FINISHED" not in log_path.read_text(errors="replace")[-4000:]:
+        raise BackfillError(f"backfill feature job failed (exit {proc.returncode}); see {log_path}")
+    done.parent.mkdir(parents=True, exist_ok=True)
+    done.write_text(job_id + "\n")
+    committed = {ident: sum(int(snap.summary.additional_properties.get("added-records", 0)) for snap in snaps)
+                 for ident, snaps in backfill_snapshots(s, job_id).items()}
     return BackfillResult(bid, False, committed, time.monotonic() - started, "file:" + source, now_ms)
 
 
@@ -308,8 +329,3 @@ def _spinner(enabled: bool, what: str) -> Iterator[Callable[[], None]]:
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task(what, total=None)
         yield lambda: bar.update(task)
-
-
-def cleanup_committed_staging(settings: Settings | None = None, *, min_age_s: float = 3600.0) -> int:
-    """Maintenance hook: delete staged files already in Iceberg; must run before snapshots expire."""
-    return cleanup_committed(settings or get_settings(), min_age_s=min_age_s)

@@ -30,7 +30,7 @@ from ridecast.events import Reason, load_zones, make_event
 from ridecast.sources.producer import produce
 from ridecast.sources.simulate import simulate_events
 from ridecast.stack.broker import broker_process, ensure_topics, start_broker, stop_broker
-from ridecast.stack.pipeline import feature_job_process, start_committer, start_stream, stop_stream
+from ridecast.stack.pipeline import feature_job_process, start_stream, stop_stream
 from tests.reference import as_frame, assert_features_equal, reference_features
 from tests.streaming import hostile_messages, wait_for
 
@@ -44,8 +44,6 @@ def own_broker_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[S
     env = {
         "RIDECAST_HOME": str(tmp_path / "home"),
         "RIDECAST_FLINK__CHECKPOINT_INTERVAL_S": "3",
-        "RIDECAST_FLINK__ROLLING_INTERVAL_S": "3",
-        "RIDECAST_COMMIT_INTERVAL_S": "1",
         "RIDECAST_FLINK__CONSUMER_GROUP": f"g-{uuid.uuid4().hex[:8]}",
     }
     if request.param == "postgres":
@@ -122,7 +120,6 @@ def test_kill_9_broker_then_job_mid_stream_loses_no_acknowledged_message(own_bro
     parts = [events[:third], events[third:2 * third], events[2 * third:]]
 
     start_stream(s)
-    start_committer(s)
     sent = [produce(parts[0], s, close_after=timedelta(0), progress=False)]
     wait_for(lambda: _table(s, "silver.trip_events").num_rows > 0, 600, "a first commit", lambda: _log(s))
 
@@ -145,7 +142,7 @@ def test_kill_9_broker_then_job_mid_stream_loses_no_acknowledged_message(own_bro
              and _table(s, "gold.zone_features").num_rows
              >= len(reference_features(events, s.flink.window_minutes, s.flink.slide_minutes)),
              600, "every event and window to land", lambda: _log(s))
-    time.sleep(3 * s.flink.checkpoint_interval_s + 2 * s.commit_interval_s)  # a duplicate would land now
+    time.sleep(3 * s.flink.checkpoint_interval_s)  # a duplicate would land now
     stop_stream(s)
 
     # every acknowledged message is still in Kafka, exactly once
@@ -167,7 +164,6 @@ def test_broker_outage_with_hostile_and_late_input_job_recovers_by_itself(own_br
     hostile = hostile_messages("BEDOK", t0)
 
     start_stream(s)
-    start_committer(s)
     producer = KafkaProducer(bootstrap_servers=start_broker(s), acks="all")
     for raw, _ in hostile:
         producer.send(s.kafka.events_topic, key=b"hostile", value=raw)
@@ -196,7 +192,7 @@ def test_broker_outage_with_hostile_and_late_input_job_recovers_by_itself(own_br
              lambda: _log(s))
     wait_for(lambda: _table(s, "ops.dead_letters").num_rows >= len(hostile) + len(late), 600,
              "the dead letters", lambda: _log(s))
-    time.sleep(3 * s.flink.checkpoint_interval_s + 2 * s.commit_interval_s)
+    time.sleep(3 * s.flink.checkpoint_interval_s)
     assert job.info() is not None and job.info()["pid"] == job_pid, "the job must recover by itself"
     stop_stream(s)
 

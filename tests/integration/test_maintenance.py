@@ -120,38 +120,6 @@ def test_expire_keeps_current_and_last_n_with_their_properties(features):
     assert nothing_old.removed == ()
 
 
-def test_maintain_cleans_committed_staging_before_expiry_so_nothing_is_recommitted(settings):
-    """Expiry forgets which staged files were committed; cleanup must have deleted them first.
-
-    If the order were wrong, the restarted committer below would find the staged files, no longer listed in any
-    retained snapshot, and append their rows a second time.
-    """
-    import json
-
-    from iceberg_catalog.committer import Committer, stream_root
-    from ridecast.commands import maintain as maintain_cmd
-
-    folder = stream_root(settings) / "silver"
-    folder.mkdir(parents=True)
-    for i in range(3):
-        (folder / f"part-m-0-{i}").write_text(json.dumps({
-            "event_id": f"m{i}", "event_time": "2026-01-05T08:00:00Z", "event_type": "requested",
-            "pickup_zone": "BEDOK"}) + "\n")
-        Committer(settings, stream_root(settings)).commit_pending()  # one snapshot per file
-    app = typer.Typer()
-    maintain_cmd.register(app)
-    out = CliRunner().invoke(app, ["--older-than-hours", "0", "--retain-last", "1", "--staging-age-hours", "0"],
-                             env={"COLUMNS": "200"})
-    assert out.exit_code == 0, out.output
-    assert "deleted 3 committed staging files" in out.stdout
-    assert list(folder.iterdir()) == []
-    table = open_catalog(settings).load_table("silver.trip_events")
-    assert len(table.snapshots()) == 1
-    Committer(settings, stream_root(settings)).commit_pending()  # a restarted committer
-    ids = table.refresh().scan().to_arrow().column("event_id").to_pylist()
-    assert sorted(ids) == ["m0", "m1", "m2"]
-
-
 # -- orphan files ---------------------------------------------------------------------------------------
 def _dir(table) -> Path:
     return Path(table.location().removeprefix("file://"))
@@ -279,7 +247,7 @@ def test_maintain_cli_removes_orphans_after_expiry(settings):
     app = typer.Typer()
     maintain_cmd.register(app)
     run = ["-t", "gold.zone_features", "--min-files", "4", "--older-than-hours", "0", "--retain-last", "1",
-           "--staging-age-hours", "0", "--orphan-age-hours", "0"]  # snapshots may not expire before staging
+           "--orphan-age-hours", "0"]  # snapshots may not expire before staging
     env = {"COLUMNS": "250"}
     first = _files(root)
     out = CliRunner().invoke(app, [*run, "--orphans-dry-run"], env=env)

@@ -1,9 +1,9 @@
-"""The streaming lakehouse end to end, with real parts: Apache Kafka broker → PyFlink job → staged files →
-committer → Iceberg (SQLite and PostgreSQL catalogs) → SQL, and the job's two Kafka outputs (online features,
-dead letters). Hostile and late messages go through the same run.
+"""The streaming lakehouse end to end, with real parts: Apache Kafka broker → PyFlink job (Flink's Kafka
+connector, Iceberg's Flink sink) → Iceberg (SQLite and PostgreSQL catalogs) → SQL, and the job's two Kafka outputs
+(online features, dead letters). Hostile and late messages go through the same run.
 
-One streaming job serves the module (a PyFlink start costs ~30-60 s here); its staged output is committed into
-each catalog backend in turn, so both backends are held to the same known answer.
+One streaming job per catalog backend (a PyFlink start costs ~30-60 s here): the job itself writes each
+backend's catalog, so both are held to the same known answer.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from iceberg_catalog.catalog import open_catalog
-from iceberg_catalog.committer import Committer
-from ridecast.config import CatalogSettings, Settings
+from ridecast.config import Settings
 from ridecast.events import Reason, load_zones, make_event, reject_reason
 from ridecast.sources.producer import produce
 from ridecast.sources.simulate import simulate_events
 from ridecast.sql import run_sql
 from ridecast.stack.broker import ensure_topics
-from ridecast.stack.pipeline import feature_job_process, start_stream, stop_stream
+from ridecast.stack.pipeline import JOB_TABLES, feature_job_process, start_stream, stop_stream
 from tests.reference import KEY, as_frame, assert_features_equal, reference_features
 from tests.streaming import hostile_messages, stream_env, wait_for
 
@@ -42,11 +41,15 @@ def _rows(settings: Settings, ident: str):
     return open_catalog(settings).load_table(ident).scan().to_arrow()
 
 
-@pytest.fixture(scope="module")
-def stream_run(broker, tmp_path_factory):
-    """Run the streaming job once over simulated events plus hostile messages; stage its whole output."""
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def stream_run(request, broker, tmp_path_factory):
+    """Run the streaming job once per catalog backend over simulated events plus hostile messages."""
     home = tmp_path_factory.mktemp("stream")
-    with stream_env(home, broker, RIDECAST_KAFKA__PARTITIONS="2") as s:
+    catalog = {}
+    if request.param == "postgres":
+        catalog = {"RIDECAST_CATALOG__URI": request.getfixturevalue("postgres_uri"),
+                   "RIDECAST_CATALOG__NAME": "stream_e2e"}
+    with stream_env(home, broker, RIDECAST_KAFKA__PARTITIONS="2", **catalog) as s:
         ensure_topics(s)
         start_stream(s)
         try:
@@ -67,10 +70,8 @@ def _run(s: Settings, broker: str, home):
     sent_at = int(time.time() * 1000)
     stats = produce(events, s, progress=False)
     expected = reference_features(events, s.flink.window_minutes, s.flink.slide_minutes)
-    committer = Committer(s, s.staging_dir / "stream")
 
     def landed() -> bool:
-        committer.commit_pending()
         return (_rows(s, "gold.zone_features").num_rows >= len(expected)
                 and _rows(s, "silver.trip_events").num_rows >= len(events))
 
@@ -92,29 +93,31 @@ def _run(s: Settings, broker: str, home):
     producer.close()
 
     def late_landed() -> bool:
-        committer.commit_pending()
         return _rows(s, "ops.dead_letters").num_rows >= len(hostile) + len(late)
 
     wait_for(late_landed, 600, "the late events to land in the dead letters", diagnose)
     time.sleep(2 * s.flink.checkpoint_interval_s)  # anything extra (a duplicate) would land now
-    committer.commit_pending()
     job_alive = feature_job_process(s).info() is not None
     yield {"settings": s, "events": events, "hostile": hostile, "late": late, "expected": expected, "stats": stats,
            "job_alive": job_alive, "sent_at": sent_at, "home": home}
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def committed(request, stream_run):
-    """The staged output committed into a fresh catalog of each backend (same warehouse layout)."""
-    s: Settings = stream_run["settings"]
-    if request.param == "sqlite":
-        target = s
-    else:
-        uri = request.getfixturevalue("postgres_uri")
-        target = s.model_copy(update={"catalog": CatalogSettings(uri=uri, name="stream_e2e",
-                                                                 warehouse=(s.state_dir / "wh-pg").as_uri())})
-    Committer(target, target.staging_dir / "stream").commit_pending()
-    return target
+@pytest.fixture
+def committed(stream_run) -> Settings:
+    """The settings whose catalog the run's job wrote."""
+    return stream_run["settings"]
+
+
+def test_the_job_commits_through_icebergs_flink_sink(stream_run, committed):
+    """No other writer: every snapshot of the job's tables is a Flink commit of one job, at a checkpoint."""
+    catalog = open_catalog(committed)
+    for ident in JOB_TABLES:
+        snaps = catalog.load_table(ident).metadata.snapshots
+        assert snaps, ident
+        props = [snap.summary.additional_properties for snap in snaps]
+        assert all(p.get("engine-name") == "flink" and p.get("flink.job-id") for p in props), ident
+        checkpoints = [int(p["flink.max-committed-checkpoint-id"]) for p in props]
+        assert checkpoints == sorted(set(checkpoints)), f"{ident}: a checkpoint committed twice"
 
 
 def test_windows_match_the_reference_exactly(stream_run, committed):

@@ -1,27 +1,21 @@
 """``ridecast up --no-job | status | down`` against a real embedded broker and catalog: the CLI renders what the
-library functions (ridecast.stack.lifecycle) return, and status counts staged files through the committer's layout.
+library functions (ridecast.stack.lifecycle) return; status runs the broker's health check and reads each table's
+last commit from the catalog.
 """
 
 from __future__ import annotations
 
-import json
-
+import pyarrow as pa
 import pytest
 import typer
 from typer.testing import CliRunner
 
-from iceberg_catalog.committer import Committer, stream_root
+from iceberg_catalog.catalog import open_catalog
 from ridecast.commands import stack as stack_cmd
 from ridecast.stack import lifecycle
+from ridecast.stack.broker import broker_process
 
 pytestmark = pytest.mark.integration
-
-
-def _staged(settings, name: str) -> None:
-    folder = stream_root(settings) / "silver"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(json.dumps({"event_id": name, "event_time": "2026-01-05T08:00:00Z",
-                                           "event_type": "requested", "pickup_zone": "BEDOK"}) + "\n")
 
 
 def test_up_status_down(settings):
@@ -34,20 +28,28 @@ def test_up_status_down(settings):
         assert out.exit_code == 0, out.output
         assert "Kafka at 127.0.0.1:" in out.stdout and "feature job" not in out.stdout
 
-        _staged(settings, "part-a-0-0")
-        Committer(settings, stream_root(settings)).commit_pending()
-        _staged(settings, "part-a-0-1")  # finalized, not yet committed
+        dead = open_catalog(settings).load_table("ops.dead_letters")
+        row = {f.name: None for f in dead.schema().fields}
+        row.update(reason="invalid_json", payload="{", payload_bytes=1)
+        dead.append(pa.Table.from_pylist([row], schema=dead.schema().as_arrow()))
         st = lifecycle.status(settings)
         procs = {p.name: p for p in st.processes}
-        assert procs["broker"].running and not procs["feature-job"].running and not procs["committer"].running
+        assert procs["broker"].running and not procs["feature-job"].running and not procs["trino"].running
+        assert procs["broker"].health.startswith("ok, ") and procs["feature-job"].health is None
         tables = {t.identifier: t for t in st.tables}
-        assert (tables["silver.trip_events"].rows, tables["silver.trip_events"].pending) == (1, 1)
-        assert tables["gold.forecasts"].pending is None  # nothing stages it
+        assert tables["ops.dead_letters"].rows == 1
+        assert tables["ops.dead_letters"].last_commit_ms == dead.refresh().current_snapshot().timestamp_ms
+        assert tables["gold.forecasts"].last_commit_ms is None
 
+        broker_process(settings).kill()  # the health check tells a dead broker from a live one
+        assert not {p.name: p for p in lifecycle.status(settings).processes}["broker"].running
+
+        out = runner.invoke(app, ["up", "--no-job"], env=env)  # back, same log dirs
+        assert out.exit_code == 0, out.output
         out = runner.invoke(app, ["status"], env=env)
         assert out.exit_code == 0, out.output
         broker_line = next(line for line in out.stdout.splitlines() if line.startswith("│ broker"))
-        assert "running" in broker_line and str(procs["broker"].pid) in broker_line
+        assert "running" in broker_line and "ok, " in broker_line
 
         out = runner.invoke(app, ["down"], env=env)
         assert out.exit_code == 0, out.output

@@ -1,14 +1,12 @@
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
-import java.time.Instant;
 import java.util.Base64;
 
 import org.apache.flink.table.data.RowData;
 
 import ridecast.flink.CheckEvent;
 import ridecast.flink.EventTimeInText;
-import ridecast.flink.JsonLine;
 
 /**
  * Drives the job's Java functions without Flink, for tests/test_udf.py: reads commands from stdin, one per line,
@@ -16,7 +14,6 @@ import ridecast.flink.JsonLine;
  *
  *   check NOW_MS BASE64(payload)        -> reason \t BASE64(event_id) \t event_time_ms
  *   time NOW_MS SKEW_MS AGE_MS BASE64   -> event time in ms, or "null"
- *   iso EPOCH_MS                        -> the JSON line of one timestamp column, and Instant.toString
  * The first line is the rules literal (flink_jobs.sql.rules_literal), the second the event-time pattern.
  */
 public class CheckOracle {
@@ -26,7 +23,6 @@ public class CheckOracle {
         String pattern = in.readLine();
         CheckEvent check = new CheckEvent();
         EventTimeInText time = new EventTimeInText();
-        JsonLine line = new JsonLine();
         StringBuilder out = new StringBuilder();
         for (String cmd; (cmd = in.readLine()) != null; ) {
             String[] f = cmd.split(" ", -1);  // keep a trailing empty field (an empty message)
@@ -41,12 +37,6 @@ public class CheckOracle {
                 case "time": {
                     out.append(time.eval(Base64.getDecoder().decode(f[4]), pattern, Long.parseLong(f[1]), Long.parseLong(f[2]),
                                          Long.parseLong(f[3]))).append('\n');
-                    break;
-                }
-                case "iso": {
-                    Instant t = Instant.ofEpochMilli(Long.parseLong(f[1]));
-                    out.append(new String(line.eval("t", t), StandardCharsets.UTF_8)).append('\t').append(t)
-                       .append('\n');
                     break;
                 }
                 default:

@@ -14,23 +14,25 @@ from flink_jobs.sql import (
     CHECK_FIELDS,
     CHECK_FUNCTION,
     EVENT_TIME_FUNCTION,
-    JSON_LINE_FUNCTION,
+    ICEBERG_SINKS,
     JobSpec,
+    catalog_ddl,
     function_ddls,
     rules_literal,
     statements,
 )
-from iceberg_catalog.committer import STAGED_TABLES
+from iceberg_catalog.catalog import UnsupportedCatalogError, flink_catalog_options
 from iceberg_catalog.tables import TABLES
 from ridecast.config import FlinkSettings
 from ridecast.events import EVENT_TIME_IN_TEXT, FIELDS, Reason
-from ridecast.stack.pipeline import job_spec
+from ridecast.stack.pipeline import JOB_TABLES, job_jars, job_spec, system_jars
 
 pytestmark = pytest.mark.unit
 
 
 def _spec(**kw) -> JobSpec:
-    base = dict(mode="stream", staging_dir="/s", zones=["A", "B'C"], window_minutes=[15, 60], slide_minutes=5,
+    base = dict(mode="stream", catalog_name="cat", catalog_options={"catalog-impl": "X", "uri": "jdbc:sqlite:/c"},
+                zones=["A", "B'C"], window_minutes=[15, 60], slide_minutes=5,
                 watermark_delay_s=30, max_future_skew_s=900, max_event_age_days=10, max_payload_bytes=4096)
     return JobSpec(**{**base, **kw})
 
@@ -39,7 +41,7 @@ def test_every_message_is_checked_once_by_the_contract_rules():
     spec = _spec()
     job = statements(spec)
     sql = "\n".join(job.before)
-    assert job.before[:3] == function_ddls() and CHECK_CLASS in job.before[0]
+    assert job.before[:2] == function_ddls() and CHECK_CLASS in job.before[0]
     assert sql.count(f"{CHECK_FUNCTION}(") == 1  # once per message, behind the RAND() guard
     assert "TRY_PARSE_JSON" not in sql and "JSON_VALUE" not in sql
     rules = json.loads(rules_literal(spec))
@@ -100,27 +102,57 @@ def test_a_window_that_is_not_a_multiple_of_the_slide_is_refused():
 def test_job_spec_comes_from_settings(settings, monkeypatch):
     s = settings.model_copy(update={"flink": settings.flink.model_copy(update={"window_minutes": [5, 20]})})
     spec = job_spec(s, "batch")
-    assert spec.window_minutes == [5, 20] and spec.staging_dir.endswith("staging/stream")
+    assert spec.window_minutes == [5, 20] and spec.catalog_name == settings.catalog.name
+    assert spec.catalog_options["uri"] == f"jdbc:sqlite:{settings.state_dir / 'catalog.db'}"
+    assert spec.catalog_options["warehouse"] == settings.warehouse
     assert len(spec.zones) == 55 and all(j.endswith(".jar") for j in spec.jars)
+    # Hadoop and the JDBC drivers go on the JVM's classpath, never on pipeline.jars (see SYSTEM_JARS)
+    assert not set(map(str, system_jars(settings))) & set(spec.jars)
+    assert [str(p) for p in job_jars(settings)] == spec.jars
     assert set(dataclasses.asdict(spec)) == {f.name for f in dataclasses.fields(JobSpec)}
 
 
 def test_source_reads_event_time_once_with_the_contract_pattern():
     source = statements(_spec()).before[3]
+    assert source.startswith("CREATE TEMPORARY TABLE raw_events")
     assert source.count(f"{EVENT_TIME_FUNCTION}(") == 1
     assert "'" + EVENT_TIME_IN_TEXT.replace("'", "''") + "'" in source
     assert "REGEXP" not in source and "POSITION" not in source  # no per-record SQL string scans left
 
 
-@pytest.mark.parametrize(("folder", "sink"), [("bronze", "bronze_sink"), ("silver", "silver_sink")])
-def test_per_event_sinks_write_json_lines_named_as_the_iceberg_columns(folder, sink):
-    """The committer reads staged lines by name: a name that drifts from the table would load as nulls."""
-    insert = next(i for i in statements(_spec()).inserts if i.startswith(f"INSERT INTO {sink} "))
-    names = re.search(rf"{JSON_LINE_FUNCTION}\('([^']*)'", insert).group(1).split(",")
-    table = TABLES[STAGED_TABLES[folder]]
-    assert names == [f.name for f in table.schema.fields]
-    ddl = next(a for a in statements(_spec()).after if a.startswith(f"CREATE TEMPORARY TABLE {sink} "))
-    assert "'format' = 'raw'" in ddl
+_FLINK_TYPES = {"StringType": "STRING", "LongType": "BIGINT", "IntegerType": "INT", "DoubleType": "DOUBLE",
+                "TimestamptzType": "TIMESTAMP_LTZ(6)"}
+
+
+@pytest.mark.parametrize("ident", JOB_TABLES)
+def test_the_job_writes_every_iceberg_column_with_the_tables_own_type(ident):
+    """The job's view of each table (flink_jobs.sql, no pyiceberg there) is the pyiceberg schema in Flink's
+    types: a drift would fail the INSERT's validation, or silently widen a timestamp, only at job start."""
+    table = TABLES[ident]
+    want = [(f.name, _FLINK_TYPES[type(f.field_type).__name__] + (" NOT NULL" if f.required else ""))
+            for f in table.schema.fields]
+    assert list(ICEBERG_SINKS[ident]) == want
+    insert = next(i for i in statements(_spec()).inserts
+                  if i.startswith(f"INSERT INTO `cat`.`{table.namespace}`.`{table.name}`\n"))
+    cast = re.findall(r"AS ([A-Z_]+(?:\(\d\))?)\) AS (\w+)", insert.split("\nFROM ")[0])
+    assert cast == [(typ.removesuffix(" NOT NULL"), name) for name, typ in want]
+
+
+def test_the_catalog_is_the_one_pyiceberg_opens(settings):
+    """Same catalog name and warehouse on both sides; the SQLAlchemy URI becomes a JDBC URL plus credentials."""
+    ddl = catalog_ddl(_spec(catalog_name="my`cat", catalog_options=flink_catalog_options(settings)))
+    assert ddl.startswith("CREATE CATALOG IF NOT EXISTS `my``cat` WITH (")
+    assert "'catalog-impl' = 'org.apache.iceberg.jdbc.JdbcCatalog'" in ddl and "'jdbc.schema-version' = 'V1'" in ddl
+    pg_uri = "postgresql+psycopg2://u:p%40ss@h:6543/db"
+    pg = settings.model_copy(update={"catalog": settings.catalog.model_copy(update={"uri": pg_uri})})
+    opts = flink_catalog_options(pg)
+    assert (opts["uri"], opts["jdbc.user"], opts["jdbc.password"]) == ("jdbc:postgresql://h:6543/db", "u", "p@ss")
+    assert opts["warehouse"] == settings.warehouse and "jdbc.busy_timeout" not in opts
+    mem = settings.model_copy(update={"catalog": settings.catalog.model_copy(update={"uri": "sqlite:///:memory:"})})
+    with pytest.raises(UnsupportedCatalogError, match="share a file"):
+        flink_catalog_options(mem)
+    with pytest.raises(ValueError, match="catalog_options is empty"):
+        catalog_ddl(_spec(catalog_options={}))
 
 
 def test_the_driver_reads_its_spec_and_configures_flink_from_it(tmp_path):
@@ -137,8 +169,11 @@ def test_the_driver_reads_its_spec_and_configures_flink_from_it(tmp_path):
     assert conf["execution.checkpointing.mode"] == "EXACTLY_ONCE"
     assert conf["execution.state-recovery.path"] == (tmp_path / "chk" / "j" / "chk-3").as_uri()
     assert conf["pipeline.jars"] == (tmp_path / "a.jar").as_uri()
+    assert conf["table.exec.iceberg.use-v2-sink"] == "true" and "$internal.pipeline.job-id" not in conf
     batch = flink_conf(_spec(mode="batch"))
     assert not any(k.startswith("execution.") for k in batch) and "pipeline.jars" not in batch
+    # a backfill's fixed job id: how Iceberg's committer recognises a rerun's commits
+    assert flink_conf(_spec(mode="batch", job_id="ab" * 16))["$internal.pipeline.job-id"] == "ab" * 16
 
 
 def test_rules_carry_every_reason_the_java_check_reads():

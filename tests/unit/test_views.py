@@ -27,9 +27,9 @@ def test_up_without_the_job_shows_no_pids(tmp_path: Path):
     r = UpResult("127.0.0.1:9092", ("trip-events", "zone-features"), "sqlite:///c.db", tmp_path)
     text = _text(up_text(r))
     assert "Kafka at 127.0.0.1:9092; topics trip-events, zone-features" in text and "pid" not in text
-    started = UpResult(**{**r.__dict__, "feature_job_pid": 11, "committer_pid": 12})
+    started = UpResult(**{**r.__dict__, "feature_job_pid": 11})
     text = _text(up_text(started))
-    assert "feature job pid 11, restored from no checkpoint (fresh start)" in text and "committer pid 12" in text
+    assert "feature job pid 11, restored from no checkpoint (fresh start)" in text
 
 
 def test_down_says_when_nothing_ran():
@@ -37,28 +37,29 @@ def test_down_says_when_nothing_ran():
     assert down_text(DownResult(("feature-job", "broker"))) == "stopped: feature-job, broker"
 
 
-def test_status_marks_stopped_processes_and_unstaged_tables(tmp_path: Path):
+def test_status_marks_stopped_processes_health_and_last_commits(tmp_path: Path):
     r = StackStatus(
-        (ProcessState("broker", 42, tmp_path / "broker.log"), ProcessState("committer", None, tmp_path / "c.log")),
+        (ProcessState("broker", 42, tmp_path / "broker.log", "ok, 3 topics"),
+         ProcessState("feature-job", None, tmp_path / "f.log")),
         None,
-        (TableState("silver.trip_events", 1200, 3, 2), TableState("gold.forecasts", 0, 0, None)),
+        (TableState("silver.trip_events", 1200, 3, 1_767_600_000_000), TableState("gold.forecasts", 0, 0, None)),
     )
     assert r.processes[0].running and not r.processes[1].running
     lines = _text(status_view(r)).splitlines()
-    assert any("broker" in line and "running" in line and "42" in line for line in lines)
-    assert any("committer" in line and "stopped" in line for line in lines)
+    assert any("broker" in line and "running" in line and "42" in line and "ok, 3 topics" in line for line in lines)
+    assert any("feature-job" in line and "stopped" in line for line in lines)
     assert "newest checkpoint: none" in lines
     silver = next(line for line in lines if "silver.trip_events" in line)
-    assert [cell.strip() for cell in silver.split("│")[2:5]] == ["1200", "3", "2"]
+    assert [cell.strip() for cell in silver.split("│")[2:5]] == ["1200", "3", "2026-01-05T08:00:00+00:00"]
     forecasts = next(line for line in lines if "gold.forecasts" in line)
-    assert forecasts.split("│")[4].strip() == ""  # nothing stages forecasts: no count, not zero
+    assert forecasts.split("│")[4].strip() == "-"  # never committed
 
 
 def test_maintain_report_columns_follow_the_options():
     row = TableMaintenance("gold.zone_features", 10, 2, 1, 5000, 9, 1, orphans=4, orphan_bytes=3 * 2**20,
                            orphans_too_young=1)
     dry = MaintainOptions(orphans_dry_run=True)
-    text = _text(maintain_table(MaintainReport(dry, 0, (row,), ())))
+    text = _text(maintain_table(MaintainReport(dry, (row,), ())))
     assert "orphans (dry run)" in text and "5,000" in text and "3.0" in text
     no_orphans = MaintainOptions(orphans=False)
     assert "orphan" not in _text(maintain_table(MaintainReport(no_orphans, 0, (row,), ())))

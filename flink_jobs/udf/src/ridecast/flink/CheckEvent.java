@@ -72,16 +72,18 @@ public class CheckEvent extends ScalarFunction {
         }
         Rules r = rules(rulesJson);
         Object[] values = new Object[r.kinds.length];
+        boolean ascii = isAscii(bytes);
+        String text = ascii ? null : new String(bytes, StandardCharsets.UTF_8);  // invalid bytes replaced
         String reason;
         try {
             if (bytes.length > r.maxPayloadBytes) {
                 reason = r.tooLarge;  // never parsed
             } else if (!oneObject(bytes)) {
                 reason = r.invalidJson;
-            } else if (isAscii(bytes)) {
+            } else if (ascii) {
                 reason = parse(bytes, null, r, values);
             } else {
-                reason = parse(null, new String(bytes, StandardCharsets.UTF_8), r, values);  // invalid bytes replaced
+                reason = parse(null, text, r, values);
             }
             if (reason == null) {
                 reason = check(values, r, nowMs);
@@ -106,9 +108,11 @@ public class CheckEvent extends ScalarFunction {
             Object v = values[r.output[i]];
             row.setField(1 + i, v instanceof String ? utf8((String) v) : v);
         }
-        // The message as Flink's string over the same bytes, not decoded (invalid bytes stay; Flink replaces them
-        // whenever it decodes, e.g. for the JSON sinks). Measured against a STRING source column in paired runs.
-        row.setField(1 + OUTPUT.length, StringData.fromBytes(bytes));
+        // The message as Flink's string over the same bytes when they are ASCII (nearly every message; measured
+        // against a STRING source column in paired runs). Otherwise decoded with invalid bytes replaced, as the
+        // parse saw it: Iceberg's Parquet writer stores a string's bytes as they are, and a STRING column must
+        // hold valid UTF-8 for its readers.
+        row.setField(1 + OUTPUT.length, ascii ? StringData.fromBytes(bytes) : utf8(text));
         return row;
     }
 
