@@ -62,7 +62,7 @@ def test_maintain_report_columns_follow_the_options():
     text = _text(maintain_table(MaintainReport(dry, (row,), ())))
     assert "orphans (dry run)" in text and "5,000" in text and "3.0" in text
     no_orphans = MaintainOptions(orphans=False)
-    assert "orphan" not in _text(maintain_table(MaintainReport(no_orphans, 0, (row,), ())))
+    assert "orphan" not in _text(maintain_table(MaintainReport(no_orphans, (row,), ())))
 
 
 def test_only_a_real_deletion_with_a_short_orphan_age_is_risky():
