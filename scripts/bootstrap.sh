@@ -59,7 +59,8 @@ mvn_fetch() {  # mvn_fetch POM DEST: the pom's dependencies into DEST, re-fetche
   [[ -f $dest/.pom.sha && $(cat "$dest/.pom.sha") == "$want" ]] && return 0
   log "fetching $(basename "$pom" .pom.xml) artifacts from Maven Central"
   rm -rf "$dest.part"
-  mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DoutputDirectory="$ROOT/$dest.part" "$@" >&2
+  mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$ROOT/$dest.part" "$@" >"$dest.log" 2>&1 \
+    || { cat "$dest.log" >&2; exit 1; }
   rm -rf "$dest" && mv "$dest.part" "$dest"
   echo "$want" >"$dest/.pom.sha"
 }

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from iceberg_catalog.catalog import open_catalog
-from ridecast import pipeline
 from ridecast.events import load_zones
 from ridecast.sources.simulate import simulate_events
+from ridecast.stack import pipeline
 from ridecast.stack.pipeline import JOB_TABLES, backfill, backfill_snapshots
 from tests.reference import as_frame, assert_features_equal, reference_features
 
