@@ -12,7 +12,6 @@ knows the bootstrap address (the Flink job, a producer) reconnects to the same p
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 import uuid
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ridecast.config import Settings, get_settings, repo_root
-from ridecast.stack.process import ManagedProcess, free_port
+from ridecast.stack.process import ManagedProcess, free_port, kept_identity
 
 __all__ = [
     "BrokerLayout",
@@ -76,16 +75,9 @@ class BrokerLayout:
 
     def identity(self, settings: Settings) -> dict:
         """Cluster id and ports, chosen on first start and kept: restarts come back at the same address."""
-        try:
-            return json.loads(self.identity_file.read_text())
-        except FileNotFoundError:
-            ident = {"cluster_id": _random_cluster_id(), "port": settings.kafka.broker_port or free_port(),
-                     "controller_port": free_port()}
-            self.root.mkdir(parents=True, exist_ok=True)
-            tmp = self.identity_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(ident))
-            tmp.replace(self.identity_file)
-            return ident
+        return kept_identity(self.identity_file, lambda: {
+            "cluster_id": _random_cluster_id(), "port": settings.kafka.broker_port or free_port(),
+            "controller_port": free_port()})
 
 
 def _random_cluster_id() -> str:

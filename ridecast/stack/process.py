@@ -15,17 +15,31 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import psutil
 
-__all__ = ["ManagedProcess", "free_port"]
+__all__ = ["ManagedProcess", "free_port", "kept_identity"]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def kept_identity(path: Path, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """What a managed server chose on its first start (ports, ids), kept in ``path`` and read back on every
+    later start, so a restarted server comes back at the same address (clients and running jobs reconnect)."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        ident = make()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(ident))
+        tmp.replace(path)  # atomic: a crash leaves the old file or none, never half of one
+        return ident
 
 
 @dataclass

@@ -12,7 +12,6 @@ port is chosen once and kept in the state dir, like the broker's.
 
 from __future__ import annotations
 
-import json
 import re
 import resource
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ridecast.config import Settings, get_settings, repo_root
-from ridecast.stack.process import ManagedProcess, free_port
+from ridecast.stack.process import ManagedProcess, free_port, kept_identity
 
 __all__ = [
     "MIN_JAVA",
@@ -102,17 +101,10 @@ class TrinoLayout:
 
     def identity(self, settings: Settings) -> dict:
         """Node id and HTTP port, chosen on first start and kept: restarts come back at the same URL."""
-        try:
-            return json.loads(self.identity_file.read_text())
-        except FileNotFoundError:
-            import uuid
+        import uuid
 
-            ident = {"node_id": f"ridecast-{uuid.uuid4().hex[:12]}", "port": settings.trino.port or free_port()}
-            self.root.mkdir(parents=True, exist_ok=True)
-            tmp = self.identity_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(ident))
-            tmp.replace(self.identity_file)
-            return ident
+        return kept_identity(self.identity_file, lambda: {
+            "node_id": f"ridecast-{uuid.uuid4().hex[:12]}", "port": settings.trino.port or free_port()})
 
 
 # -- Java -----------------------------------------------------------------------------------------------
