@@ -29,6 +29,13 @@ def stream_env(home: Path, broker: str, **extra: str) -> Iterator[Settings]:
         "RIDECAST_FLINK__CHECKPOINT_INTERVAL_S": "3",
         **extra,
     }
+    with env_settings(env) as s:
+        yield s
+
+
+@contextmanager
+def env_settings(env: dict[str, str]) -> Iterator[Settings]:
+    """Settings read from ``RIDECAST_*`` variables set for the block (subprocesses inherit them)."""
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
@@ -25,14 +24,14 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from iceberg_catalog.catalog import open_catalog
-from ridecast.config import Settings, get_settings
+from ridecast.config import Settings
 from ridecast.events import Reason, load_zones, make_event
 from ridecast.sources.producer import produce
 from ridecast.sources.simulate import simulate_events
 from ridecast.stack.broker import broker_process, ensure_topics, start_broker, stop_broker
 from ridecast.stack.pipeline import feature_job_process, start_stream, stop_stream
 from tests.reference import as_frame, assert_features_equal, reference_features
-from tests.streaming import hostile_messages, wait_for
+from tests.streaming import env_settings, hostile_messages, wait_for
 
 ZONES = [z for z in load_zones() if z.zone in {"DOWNTOWN_CORE", "BEDOK", "TAMPINES"}]
 OUTAGE_S = 30
@@ -49,25 +48,13 @@ def own_broker_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[S
     if request.param == "postgres":
         env["RIDECAST_CATALOG__URI"] = request.getfixturevalue("postgres_uri")
         env["RIDECAST_CATALOG__NAME"] = f"t{uuid.uuid4().hex[:10]}"
-    with _env(env) as s:
+    with env_settings(env) as s:
         start_broker(s)
         try:
             yield s
         finally:
             stop_stream(s)
             stop_broker(s)
-
-
-@contextmanager
-def _env(env: dict[str, str]) -> Iterator[Settings]:
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        get_settings.cache_clear()
-        try:
-            yield get_settings()
-        finally:
-            get_settings.cache_clear()
 
 
 def _events(start: datetime, hours: float, seed: int) -> list[dict]:
