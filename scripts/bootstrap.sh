@@ -58,7 +58,7 @@ mvn_fetch() {  # mvn_fetch POM DEST: the pom's dependencies into DEST, re-fetche
   local want; want=$(sha256sum "$pom" | cut -c1-16)
   [[ -f $dest/.pom.sha && $(cat "$dest/.pom.sha") == "$want" ]] && return 0
   log "fetching $(basename "$pom" .pom.xml) artifacts from Maven Central"
-  rm -rf "$dest.part"
+  rm -rf "$dest.part" && mkdir -p "$(dirname "$dest")"
   mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$ROOT/$dest.part" "$@" >"$dest.log" 2>&1 \
     || { cat "$dest.log" >&2; exit 1; }
   rm -rf "$dest" && mv "$dest.part" "$dest"
