@@ -114,6 +114,8 @@ sync_env() {  # sync_env VENV LOCK [editable-project]
 }
 
 if [[ ${1:-} == --print-uv ]]; then uv_bin; exit 0; fi  # tests/integration/test_bootstrap.py: first-run path
+# the environment syncs run in the background: a failing step must not leave them running
+trap 'jobs -p | xargs -r kill 2>/dev/null || true' EXIT
 need_java
 need_services
 UV=$(uv_bin)
