@@ -5,6 +5,8 @@ last commit from the catalog.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pyarrow as pa
 import pytest
 import typer
@@ -30,7 +32,7 @@ def test_up_status_down(settings):
 
         dead = open_catalog(settings).load_table("ops.dead_letters")
         row = {f.name: None for f in dead.schema().fields}
-        row.update(reason="invalid_json", payload="{", payload_bytes=1)
+        row.update(reason="invalid_json", payload="{", payload_bytes=1, received_at=datetime.now(timezone.utc))
         dead.append(pa.Table.from_pylist([row], schema=dead.schema().as_arrow()))
         st = lifecycle.status(settings)
         procs = {p.name: p for p in st.processes}
