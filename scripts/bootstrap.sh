@@ -137,7 +137,7 @@ build_udf() {  # the Java scalar function the feature job's SQL calls, against t
   if [[ -s $out && -f $stamp && $(cat "$stamp") == "$want" ]]; then return; fi
   log "compiling flink_jobs/udf -> $out"
   local tmp; tmp=$(mktemp -d)
-  find flink_jobs/udf -name '*.java' -print0 | xargs -0 javac --release 17 -Xlint:all -Werror -d "$tmp/classes" \
+  find flink_jobs/udf -name '*.java' -print0 | xargs -0 javac --release 17 -encoding UTF-8 -Xlint:all -Werror -d "$tmp/classes" \
     -cp "$(find "$lib" -name 'flink-table-api-java-uber-*.jar'):$(find "$lib" -name 'flink-dist-*.jar')" 2>&1 \
     || { rm -rf "$tmp"; exit 1; }
   jar --create --file "$tmp/udf.jar" -C "$tmp/classes" .

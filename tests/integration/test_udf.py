@@ -39,8 +39,8 @@ def oracle(tmp_path_factory):
     cp = ":".join([str(jar), *(str(p) for p in lib.glob("flink-table-api-java-uber-*.jar")),
                    *(str(p) for p in lib.glob("flink-dist-*.jar"))])
     out = tmp_path_factory.mktemp("oracle")
-    subprocess.run(["javac", "-d", str(out), "-cp", cp, str(repo_root() / "tests/java/CheckOracle.java")],
-                   check=True)
+    oracle = str(repo_root() / "tests/java/CheckOracle.java")
+    subprocess.run(["javac", "-encoding", "UTF-8", "-d", str(out), "-cp", cp, oracle], check=True)
     zones = [z.zone for z in load_zones(settings.zones_file)]
     spec = JobSpec(mode="batch", zones=zones, window_minutes=[15], slide_minutes=5,
                    watermark_delay_s=30, max_future_skew_s=SKEW_MS // 1000, max_event_age_days=AGE_MS // 86_400_000,
