@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 __all__ = [
@@ -147,6 +147,45 @@ class ServingSettings(BaseModel):
         3600, ge=0,
         description="an in-process store's feed starts this far back on the topic, after the Iceberg bootstrap",
     )
+    # --- the HTTP service (serve/: Ray Serve, or the plain uvicorn app of the benchmark) ---
+    host: str = Field("127.0.0.1", description="address the HTTP service binds; 0.0.0.0 only inside a pod")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port of `ridecast serve`")
+    api_key: SecretStr | None = Field(
+        None, description="when set, every /v1 request needs the header X-API-Key (env RIDECAST_SERVING__API_KEY)"
+    )
+    max_body_bytes: int = Field(65_536, ge=1024, description="larger request bodies get 413")
+    max_zones_per_request: int = Field(500, ge=1, description="zones x horizons of one batch request, at most")
+    max_history_hours: int = Field(24 * 14, ge=1, description="longest zone history one request may ask for")
+    model_poll_s: float = Field(10.0, gt=0, description="how often a replica asks MLflow where `champion` points")
+    run_feed: bool | None = Field(
+        None,
+        description="each replica runs its own feed (default: yes for memory, no for redis, where one feed writes)",
+    )
+    # Ray Serve: one deployment, FastAPI ingress, inference batched by @serve.batch
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(2, ge=1)
+    initial_replicas: int | None = Field(None, ge=0)
+    target_ongoing_requests: float = Field(4.0, gt=0, description="Serve autoscaling target per replica")
+    max_ongoing_requests: int = Field(32, ge=1, description="requests a replica takes at once (queue beyond)")
+    upscale_delay_s: float = Field(10.0, ge=0)
+    downscale_delay_s: float = Field(60.0, ge=0)
+    metrics_interval_s: float = Field(2.0, gt=0, description="how often replicas report load to the autoscaler")
+    look_back_period_s: float = Field(10.0, gt=0, description="window the autoscaler averages load over")
+    replica_num_cpus: float = Field(0.5, gt=0, description="CPUs Ray reserves per replica (2 cores here)")
+    max_batch_size: int = Field(16, ge=1, description="@serve.batch: requests merged into one inference")
+    batch_wait_timeout_s: float = Field(0.005, ge=0, description="@serve.batch: how long a batch waits to fill")
+    # observability
+    otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset: spans go to trace_file")
+    trace_file: Path | None = Field(None, description="JSON-lines span file; default <state_dir>/traces/serve.jsonl")
+    metrics_dir: Path | None = Field(
+        None, description="prometheus-client multiprocess dir (replicas on one node); default <state_dir>/metrics"
+    )
+
+    @model_validator(mode="after")
+    def _replicas_ordered(self) -> "ServingSettings":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) > max_replicas ({self.max_replicas})")
+        return self
 
 
 class Settings(BaseSettings):
@@ -209,6 +248,20 @@ class Settings(BaseSettings):
     @property
     def flink_jars_dir(self) -> Path:
         return Path(self.flink.jars_dir) if self.flink.jars_dir else repo_root() / ".cache" / "jars"
+
+    @property
+    def trace_file(self) -> Path:
+        return self.serving.trace_file or self.state_dir / "traces" / "serve.jsonl"
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.serving.metrics_dir or self.state_dir / "metrics"
+
+    @property
+    def serve_url(self) -> str:
+        """Where clients reach the HTTP service (the CLI's `ridecast forecast`, the demo, tests)."""
+        host = "127.0.0.1" if self.serving.host in ("0.0.0.0", "::") else self.serving.host
+        return f"http://{host}:{self.serving.port}"
 
     @property
     def ml_dir(self) -> Path:
