@@ -180,6 +180,9 @@ class ServingSettings(BaseModel):
     metrics_dir: Path | None = Field(
         None, description="prometheus-client multiprocess dir (replicas on one node); default <state_dir>/metrics"
     )
+    start_timeout_s: float = Field(
+        300.0, gt=0, description="`ridecast serve` waits this long for /readyz (Ray start, model and feature load)"
+    )
 
     @model_validator(mode="after")
     def _replicas_ordered(self) -> "ServingSettings":

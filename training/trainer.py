@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from training.ray_runtime import init_ray, ray_env, shutdown_ray
+
 if TYPE_CHECKING:
     import xgboost as xgb
 
@@ -83,10 +85,7 @@ def default_params(settings: "Settings") -> dict[str, Any]:
 
 
 def _ray_env() -> None:
-    # No token in the home dir, no usage reporting, and keep Ray's internal services on loopback.
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    ray_env()
     # Ray Train V2 knobs (read by the driver, propagated to the controller and workers):
     # - no PreemptionWatcher actor: it polls for node drains (spot/preemptible clusters); here it was one more
     #   fresh Python process importing ray.train (~4.5 CPU-s) started while the workers were already training;
@@ -112,25 +111,7 @@ def ensure_ray(settings: "Settings", detail: dict[str, float] | None = None) -> 
     if ray.is_initialized():
         return 0.0
     t0 = time.perf_counter()
-    if settings.training.ray_address:
-        ray.init(address=settings.training.ray_address, log_to_driver=False)
-    else:
-        # ray.init turns _node_ip_address="127.0.0.1" into the outward interface (and so do the XGBoost Rabit
-        # tracker and the agents) unless "cluster mode" is off; a local run needs no cluster mode, and with it
-        # off the node address is loopback. The env var reaches the raylet and workers; the constant was read
-        # when ray was imported in this process.
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-        from ray._private import ray_constants
-
-        ray_constants.ENABLE_RAY_CLUSTER = False
-        ray.init(
-            num_cpus=settings.training.ray_num_cpus,
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            object_store_memory=1536 * 1024 * 1024,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+    init_ray(settings)
     t1 = time.perf_counter()
     import ray.train.xgboost  # noqa: F401
 
@@ -145,13 +126,6 @@ def ensure_ray(settings: "Settings", detail: dict[str, float] | None = None) -> 
     if detail is not None:
         detail.update(ray_init_s=t1 - t0, ray_train_import_s=t2 - t1, ray_train_coordinator_s=t3 - t2)
     return t3 - t0
-
-
-def shutdown_ray() -> None:
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
 
 
 def _run_tasks(config: dict[str, Any], rank: int, world: int, get) -> dict[str, Any]:

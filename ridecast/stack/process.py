@@ -94,12 +94,15 @@ class ManagedProcess:
         self._popen = proc  # keeps the child reaped when we are its parent
         return rec
 
-    def stop(self, timeout: float = 15.0) -> bool:
-        """SIGTERM the process group, then SIGKILL after ``timeout``. True if something was running."""
+    def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM) -> bool:
+        """``sig`` (SIGTERM) to the process group, then SIGKILL after ``timeout``. True if something was running.
+
+        A process whose children block a signal (Ray's do SIGINT) can be stopped with that one, so that only the
+        parent gets it and stops them in order."""
         rec = self.info()
         if rec is None:
             return False
-        self._signal_group(rec["pid"], signal.SIGTERM)
+        self._signal_group(rec["pid"], sig)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.info() is not None:
             self._reap()

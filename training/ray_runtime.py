@@ -1,0 +1,64 @@
+"""One way to reach Ray for every Ray user of ours (training's XGBoostTrainer, serving's Ray Serve).
+
+Either an existing cluster (``training.ray_address``) or a frugal local one bound to loopback: no dashboard,
+no usage reporting, no auth token in the home dir, and a node address of 127.0.0.1 so the raylet, the object
+manager and the workers do not listen on the outward interface.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ridecast.config import Settings
+
+__all__ = ["init_ray", "ray_env", "shutdown_ray"]
+
+
+def ray_env() -> None:
+    """Environment every process of ours that talks to Ray sets first (Ray's workers inherit it)."""
+    # No token in the home dir, no usage reporting, and keep Ray's internal services on loopback.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+
+
+def init_ray(settings: "Settings", num_cpus: float | None = None) -> bool:
+    """Connect to ``training.ray_address`` or start a local Ray on 127.0.0.1; False when Ray was already up.
+
+    ``num_cpus``: the local instance's logical CPUs (default ``training.ray_num_cpus``); a logical budget that
+    decides how many tasks and replicas Ray places, not a limit on the machine.
+    """
+    ray_env()
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if settings.training.ray_address:
+        ray.init(address=settings.training.ray_address, log_to_driver=False)
+        return True
+    # ray.init turns _node_ip_address="127.0.0.1" into the outward interface (and so do the XGBoost Rabit
+    # tracker and the agents) unless "cluster mode" is off; a local run needs no cluster mode, and with it
+    # off the node address is loopback. The env var reaches the raylet and workers; the constant was read
+    # when ray was imported in this process.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    ray.init(
+        num_cpus=num_cpus if num_cpus is not None else settings.training.ray_num_cpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        object_store_memory=1536 * 1024 * 1024,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    return True
+
+
+def shutdown_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
