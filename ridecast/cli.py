@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 # Modules under ridecast.commands, each with register(app). Order is the order of `ridecast --help`.
-COMMAND_MODULES = ("stack", "data", "sql", "maintain", "ml")
+COMMAND_MODULES = ("stack", "data", "sql", "maintain", "ml", "serve")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"ridecast.commands.{_name}").register(app)

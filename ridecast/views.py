@@ -19,12 +19,12 @@ if TYPE_CHECKING:
     from ridecast.sources.deliver import Delivery
     from ridecast.sources.ingest import IngestResult
     from ridecast.sources.simulate import SimulationResult
-    from ridecast.stack.lifecycle import DownResult, StackStatus, TrinoResult, UpResult
+    from ridecast.stack.lifecycle import DownResult, ServeResult, StackStatus, TrinoResult, UpResult
     from ridecast.stack.maintain import MaintainReport
     from training import TrainResult
 
-__all__ = ["down_text", "ingest_table", "key_value_table", "maintain_table", "simulation_table", "spinner",
-           "status_view", "train_view", "up_text"]
+__all__ = ["down_text", "forecast_table", "ingest_table", "key_value_table", "maintain_table", "serve_text",
+           "simulation_table", "spinner", "status_view", "train_view", "up_text"]
 
 
 def key_value_table(title: str, rows: list[tuple[str, object]]) -> Table:
@@ -59,6 +59,39 @@ def up_text(r: UpResult) -> Text:
 
 def trino_text(r: TrinoResult) -> Text:
     return Text.from_markup(f"[green]✓[/] Trino at {r.url}, catalog {r.catalog} (`ridecast sql --engine trino`)")
+
+
+def serve_text(r: ServeResult, zone: str = "TAMPINES") -> Text:
+    """Where the service is and how to ask it (the curls of the README's API section)."""
+    how = "Ray Serve" if r.mode == "ray" else "plain uvicorn (one process, no Ray)"
+    lines = [
+        f"[green]✓[/] forecasting service at {r.url} ({how}, pid {r.pid})",
+        f"  curl '{r.url}/v1/forecast/{zone}?horizon=60'",
+        f"  curl -X POST {r.url}/v1/forecast -H 'content-type: application/json' "
+        f"-d '{{\"zones\":[\"{zone}\"],\"horizons\":[15,60]}}'",
+        f"  curl '{r.url}/v1/zones/{zone}/history?hours=24'",
+        f"  ridecast forecast --zone {zone}          API docs: {r.url}/docs   metrics: {r.url}/metrics",
+        "stop it with `ridecast down` (or `make down`)",
+    ]
+    return Text.from_markup("\n".join(lines))
+
+
+def forecast_table(forecasts: list[dict], url: str = "") -> Table:
+    """A service's forecasts (the JSON of ``/v1/forecast``), one row per zone and horizon."""
+    table = Table(title=f"forecast from {url}" if url else "forecast")
+    for col in ("zone", "horizon", "requests", "window (UTC)", "source", "model", "feature age"):
+        table.add_column(col)
+    for f in forecasts:
+        start = str(f.get("target_start", ""))[11:16]
+        end = str(f.get("target_end", ""))[11:16]
+        model = f"{f.get('model_name') or '-'} v{f['model_version']}" if f.get("model_version") else "-"
+        age = f"{float(f.get('feature_age_s', 0)):.0f} s" + (" [yellow](stale)[/]" if f.get("stale") else "")
+        source = f.get("source", "")
+        if f.get("fallback_reason"):
+            source += f" ({f['fallback_reason']})"
+        table.add_row(f.get("zone", ""), f"{f.get('horizon_min', '')} min", f"{float(f['predicted_requests']):.1f}",
+                      f"{start}–{end}", source, model, age)
+    return table
 
 
 def down_text(r: DownResult) -> str:

@@ -203,6 +203,28 @@ SELECT reason, count(*) AS events FROM iceberg.ops.dead_letters GROUP BY reason 
     return _zone_curve_png(rows, settings.state_dir / "reports" / "demo_zone_features.png")
 
 
+def _serve_and_ask(settings: Settings, console: Console, zone: str = "TAMPINES") -> str | None:
+    """Start the forecasting service (left running) and ask it one zone's forecasts over HTTP; returns its URL."""
+    from ridecast.stack import lifecycle
+    from ridecast.stack.serving import ForecastRequestError, ServingNotReadyError, request_forecast
+    from ridecast.views import forecast_table, serve_text
+
+    try:
+        with console.status("starting the forecasting service (Ray Serve: models from MLflow, features)…"):
+            served = lifecycle.up_serve(settings)
+    except ServingNotReadyError as exc:
+        console.print(f"[red]✗[/] {exc}")
+        return None
+    console.print(serve_text(served, zone))
+    try:
+        forecasts = [f for h in settings.training.horizons for f in request_forecast(settings, zone, h)]
+    except ForecastRequestError as exc:
+        console.print(f"[red]✗[/] {exc}")
+        return served.url
+    console.print(forecast_table(forecasts, f"{served.url}/v1/forecast/{zone}"))
+    return served.url
+
+
 def run_demo(*, history_days: int = 28, seed: int = 42, scale: float = 1.0, speedup: float = 1440.0,
              train: bool = True, settings: Settings | None = None) -> None:
     s = settings or get_settings()
@@ -237,6 +259,10 @@ def run_demo(*, history_days: int = 28, seed: int = 42, scale: float = 1.0, spee
     if train:
         with step("Forecasts through the live day into gold.forecasts, scored against actuals; report"):
             demo_forecast.run(s, console, p)
+    serve_url = None
+    if train:
+        with step("Online: the forecasting service on Ray Serve answers over HTTP (left running)"):
+            serve_url = _serve_and_ask(s, console)
     summary = Table(title="demo timings", show_header=False)
     for title, secs in step.timings:
         summary.add_row(title, f"{secs:,.0f} s")
@@ -250,6 +276,7 @@ def run_demo(*, history_days: int = 28, seed: int = 42, scale: float = 1.0, spee
         f"zone curve       {png}\n"
         f"forecast report  {s.ml_dir / 'report' / 'report.html'}\n"
         f"MLflow           {s.mlflow_tracking_uri}\n"
-        f"try              .venv/bin/ridecast sql \"SELECT * FROM iceberg.gold.zone_features LIMIT 5\"\n"
-        f"stop             make down   (or .venv/bin/ridecast down)",
+        + (f"forecast API     {serve_url}/docs   (.venv/bin/ridecast forecast --zone TAMPINES)\n" if serve_url else "")
+        + "try              .venv/bin/ridecast sql \"SELECT * FROM iceberg.gold.zone_features LIMIT 5\"\n"
+        "stop             make down   (or .venv/bin/ridecast down; it stops the forecasting service too)",
         title="where the data lives", border_style="green"))

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ridecast.config import Settings, get_settings
 
-__all__ = ["DownResult", "ProcessState", "StackStatus", "TableState", "TrinoResult", "UpResult", "down", "status", "up",
-           "up_trino"]
+__all__ = ["DownResult", "ProcessState", "ServeResult", "StackStatus", "TableState", "TrinoResult", "UpResult", "down",
+           "status", "up", "up_serve", "up_trino"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,14 @@ class UpResult:
 class TrinoResult:
     url: str
     catalog: str
+
+
+@dataclass(frozen=True)
+class ServeResult:
+    url: str
+    mode: str  # "ray" (Ray Serve) or "plain" (one uvicorn process)
+    pid: int
+    readiness: str  # what /readyz answered
 
 
 @dataclass(frozen=True)
@@ -92,14 +101,25 @@ def up_trino(settings: Settings | None = None) -> TrinoResult:
     return TrinoResult(start_trino(s), s.sql.trino_catalog)
 
 
+def up_serve(settings: Settings | None = None, *, plain: bool = False,
+             on_wait: Callable[[str], None] | None = None) -> ServeResult:
+    """Start the forecasting service in the background (Ray Serve, or ``plain`` uvicorn) and wait until ready."""
+    from ridecast.stack.serving import start_serving
+
+    state = start_serving(settings or get_settings(), plain=plain, on_wait=on_wait)
+    return ServeResult(state.url, state.mode, state.pid, state.detail)
+
+
 def down(settings: Settings | None = None) -> DownResult:
-    """Stop everything :func:`up` and :func:`up_trino` started (checkpoints and tables stay)."""
+    """Stop everything :func:`up`, :func:`up_trino` and :func:`up_serve` started (checkpoints and tables stay)."""
     from ridecast.stack.broker import stop_broker
     from ridecast.stack.pipeline import stop_stream
+    from ridecast.stack.serving import stop_serving
     from ridecast.stack.trino import stop_trino
 
     s = settings or get_settings()
-    stopped = ["trino"] if stop_trino(s) else []
+    stopped = ["serve"] if stop_serving(s) else []
+    stopped += ["trino"] if stop_trino(s) else []
     stopped += stop_stream(s)
     if stop_broker(s):
         stopped.append("broker")
@@ -111,12 +131,13 @@ def status(settings: Settings | None = None) -> StackStatus:
     from iceberg_catalog.catalog import ensure_tables, open_catalog
     from ridecast.stack.broker import broker_health, broker_process
     from ridecast.stack.pipeline import feature_job_process, latest_checkpoint
+    from ridecast.stack.serving import serving_health, serving_process
     from ridecast.stack.trino import trino_health, trino_process
 
     s = settings or get_settings()
-    checks = {"broker": broker_health, "trino": trino_health}
+    checks = {"broker": broker_health, "trino": trino_health, "serve": serving_health}
     procs = []
-    for proc in (broker_process(s), feature_job_process(s), trino_process(s)):
+    for proc in (broker_process(s), feature_job_process(s), trino_process(s), serving_process(s)):
         rec = proc.info()
         health = checks[proc.name](s) if rec and proc.name in checks else None
         procs.append(ProcessState(proc.name, rec["pid"] if rec else None, proc.log_file, health))

@@ -1,0 +1,151 @@
+"""The Ray Serve application: one autoscaled deployment whose replicas each host a :class:`ForecastService`.
+
+Why the ingress is late-bound (``@serve.ingress()`` with ``__serve_build_asgi_app__``): the HTTP layer
+(:func:`serve._api.create_app`) is the same app the plain uvicorn process serves; it finds its backend in
+``app.state.backend``. Building it per replica, after the replica's ``__init__``, lets the replica put itself
+there, so the routes reach this replica's service and its ``@serve.batch`` queue without Ray-specific routes.
+
+Why batching sits here and not in the service: ``@serve.batch`` merges the ``forecast`` calls that arrive on one
+replica within ``serving.batch_wait_timeout_s`` (at most ``serving.max_batch_size``) into one
+``ForecastService.forecast_many``, which reads the store once and predicts once per horizon. A request whose slot
+failed (an unknown zone) gets its own exception; the others in the batch are answered. Both batch parameters are
+also the deployment's ``user_config``, so ``serve.run`` with new values reconfigures live replicas in place.
+
+Autoscaling: Serve adds a replica when the ongoing requests per replica, averaged over ``look_back_period_s``
+and reported every ``metrics_interval_s``, stay above ``target_ongoing_requests`` for ``upscale_delay_s`` (and
+removes one after ``downscale_delay_s`` below it), between ``min_replicas`` and ``max_replicas``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from ray import serve
+
+if TYPE_CHECKING:
+    from ray.serve import Application
+
+    from ridecast.config import Settings
+    from serve._history import ZoneHistory
+    from serve._service import Forecast, ForecastRequest, Readiness
+
+__all__ = ["APP_NAME", "DEPLOYMENT_NAME", "Forecaster", "autoscaling_config", "build_app", "deployment_options",
+           "user_config"]
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "ridecast"  # Serve application name: serve.status().applications[APP_NAME]
+DEPLOYMENT_NAME = "Forecaster"
+
+
+@serve.deployment(name=DEPLOYMENT_NAME)
+@serve.ingress()
+class Forecaster:
+    """One replica: a started :class:`ForecastService`, its HTTP app, and the batch queue in front of it.
+
+    It is also the HTTP layer's backend (the ``ServingBackend`` protocol of :mod:`serve._api`): ``forecast`` goes
+    through the batch, the rest straight to the service.
+    """
+
+    def __init__(self, settings: "Settings") -> None:
+        from serve import _telemetry
+        from serve._service import ForecastService
+
+        self._settings = settings
+        _telemetry.configure(settings, service_name="ridecast-serve")
+        self.reconfigure(user_config(settings))
+        self._service = ForecastService(settings)
+        self._service.start()
+
+    def __serve_build_asgi_app__(self):
+        from serve._api import create_app
+
+        app = create_app(self._settings)
+        app.state.backend = self
+        return app
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        """Serve calls this with ``user_config`` at start and on every ``serve.run`` that changes it."""
+        self._forecast_batch.set_max_batch_size(int(config["max_batch_size"]))
+        self._forecast_batch.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
+
+    # --- the ServingBackend protocol ---------------------------------------------------------------------
+
+    async def forecast(self, request: "ForecastRequest") -> list["Forecast"]:
+        result = await self._forecast_batch(request)
+        if isinstance(result, BaseException):
+            raise result  # this request's own error (unknown zone...); the rest of its batch was answered
+        return result
+
+    def zones(self) -> list[str]:
+        return self._service.zones()
+
+    def readiness(self) -> "Readiness":
+        return self._service.readiness()
+
+    def history(self, zone: str, hours: int) -> "ZoneHistory":
+        return self._service.history(zone, hours)
+
+    # --- batching ----------------------------------------------------------------------------------------
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)  # replaced from settings in reconfigure()
+    async def _forecast_batch(self, requests: list["ForecastRequest"]) -> list:
+        # Off the replica's event loop: the store read and the predictions are blocking numpy/xgboost work, and
+        # the loop must keep accepting requests (they fill the next batch meanwhile) and answering /healthz.
+        return await asyncio.to_thread(self._service.forecast_many, requests)
+
+    # --- introspection (through a DeploymentHandle; not routed over HTTP) -------------------------------
+
+    def pid(self) -> int:
+        """This replica's process id: what a ``kill -9`` test or an operator needs to find one replica."""
+        return os.getpid()
+
+    def __del__(self) -> None:
+        # Serve calls this when it stops the replica (downscale, redeploy, serve.shutdown): stop the feed and
+        # model-poll threads and close the store.
+        service = getattr(self, "_service", None)
+        if service is not None:
+            service.close()
+
+
+def autoscaling_config(settings: "Settings") -> dict[str, Any]:
+    """Serve's ``autoscaling_config`` from ``serving`` (a pure function: shown by the CLI, asserted by tests)."""
+    sv = settings.serving
+    cfg: dict[str, Any] = {
+        "min_replicas": sv.min_replicas,
+        "max_replicas": sv.max_replicas,
+        "target_ongoing_requests": sv.target_ongoing_requests,
+        "upscale_delay_s": sv.upscale_delay_s,
+        "downscale_delay_s": sv.downscale_delay_s,
+        "metrics_interval_s": sv.metrics_interval_s,
+        "look_back_period_s": sv.look_back_period_s,
+    }
+    if sv.initial_replicas is not None:
+        cfg["initial_replicas"] = sv.initial_replicas
+    return cfg
+
+
+def user_config(settings: "Settings") -> dict[str, Any]:
+    """What a live replica may change without a restart (``reconfigure``): the batch parameters."""
+    return {"max_batch_size": settings.serving.max_batch_size,
+            "batch_wait_timeout_s": settings.serving.batch_wait_timeout_s}
+
+
+def deployment_options(settings: "Settings") -> dict[str, Any]:
+    """All options of the deployment, from settings."""
+    return {
+        "autoscaling_config": autoscaling_config(settings),
+        "max_ongoing_requests": settings.serving.max_ongoing_requests,
+        "ray_actor_options": {"num_cpus": settings.serving.replica_num_cpus},
+        "user_config": user_config(settings),
+    }
+
+
+def build_app(settings: "Settings") -> "Application":
+    """The bound application ``serve.run`` deploys. Paths are made absolute first: replicas need not share the
+    caller's working directory."""
+    pinned = settings.model_copy(update={"home": settings.state_dir})
+    return Forecaster.options(**deployment_options(settings)).bind(pinned)

@@ -1,0 +1,276 @@
+"""The forecasting service on real Ray Serve (127.0.0.1), with real MLflow champions, a real Iceberg lake and the
+real broker's features topic: one service per module, started as ``ridecast serve`` starts it (the managed
+``python -m serve`` process of ``ridecast.stack.serving``), two replicas of half a CPU each.
+
+What it checks, each over HTTP: every zone and horizon answered; the champion alias moved under load answers
+every request and switches the responses to the new version; the feature feed silent makes responses
+stale-flagged (seasonal-naive) while the service stays up, and a resumed feed makes them fresh again; a replica
+killed with ``kill -9`` under load is replaced by Serve, with the failed requests counted and bounded; the CLI's
+``serve``, ``forecast`` and ``down`` on the same service, and no Ray process left after ``down``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+import pandas as pd
+import psutil
+import pytest
+import typer
+from kafka import KafkaProducer
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from ridecast.config import Settings
+from ridecast.stack import lifecycle
+from ridecast.stack.broker import ensure_topics
+from ridecast.stack.process import free_port
+from ridecast.stack.serving import replica_pids, serving_process
+from tests.lake_fixtures import online_message, synthetic_events, write_lake
+from tests.streaming import stream_env, wait_for
+from training.backtest import run_backtest_and_fit
+from training.dataset import load_lake
+from training.registry import CHAMPION, model_name, register_run
+
+pytestmark = pytest.mark.integration
+
+ZONES = ["BEDOK", "ORCHARD", "TAMPINES", "WOODLANDS"]
+HORIZONS = [15, 30, 60]
+# Above the 5-minute slide (a window that just closed is up to a slide old when it is published) with room for
+# a slow machine; the lake's newest window is older than this from the start (LAKE_LAG), so the feed is silent.
+MAX_AGE_S = 600.0
+LAKE_LAG = pd.Timedelta(minutes=20)
+
+
+@dataclass
+class Load:
+    """A bounded load loop in threads: GET one forecast per iteration, counting answers by status and version."""
+
+    url: str
+    threads: int = 4
+    stop: threading.Event = field(default_factory=threading.Event)
+    ok: Counter = field(default_factory=Counter)  # model version -> answers
+    failed: list = field(default_factory=list)
+    _workers: list = field(default_factory=list)
+
+    def _run(self, i: int) -> None:
+        with httpx.Client(timeout=30.0) as c:
+            n = 0
+            while not self.stop.is_set():
+                zone, h = ZONES[n % len(ZONES)], HORIZONS[(n + i) % len(HORIZONS)]
+                n += 1
+                try:
+                    r = c.get(f"{self.url}/v1/forecast/{zone}", params={"horizon": h})
+                    if r.status_code == 200:
+                        self.ok[_forecasts(r.json())[0]["model_version"]] += 1
+                    else:
+                        self.failed.append((r.status_code, r.text[:200]))
+                except httpx.HTTPError as exc:
+                    self.failed.append((type(exc).__name__, str(exc)[:200]))
+
+    def __enter__(self) -> "Load":
+        self._workers = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(self.threads)]
+        for t in self._workers:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for t in self._workers:
+            t.join(timeout=60)
+
+    @property
+    def answered(self) -> int:
+        return sum(self.ok.values())
+
+
+def _forecasts(body) -> list[dict]:
+    return body["forecasts"] if isinstance(body, dict) else body
+
+
+def _train_and_register(s: Settings, rounds: int) -> dict[int, int]:
+    """One training run of every horizon (single-process backend), registered; returns horizon -> version."""
+    s.training.num_boost_round = rounds
+    outcome = run_backtest_and_fit(load_lake(s), s, HORIZONS, backend="local")
+    _run_id, decisions = register_run(s, outcome, plots=False)
+    return {h: d.version for h, d in decisions.items()}
+
+
+@pytest.fixture(scope="module")
+def served(broker, tmp_path_factory):
+    """Lake ending about now, champions of every horizon, the service running with a short model poll."""
+    extra = {
+        "RIDECAST_TRAINING__BACKTEST_DAYS": "2",
+        "RIDECAST_TRAINING__MIN_HISTORY_DAYS": "7",
+        "RIDECAST_TRAINING__ACTOR": "test-suite",
+        "RIDECAST_SERVING__PORT": str(free_port()),
+        "RIDECAST_SERVING__MODEL_POLL_S": "1",
+        "RIDECAST_SERVING__MAX_FEATURE_AGE_S": str(MAX_AGE_S),
+        "RIDECAST_SERVING__MIN_REPLICAS": "2",
+        "RIDECAST_SERVING__MAX_REPLICAS": "2",
+        "RIDECAST_SERVING__REPLICA_NUM_CPUS": "0.5",
+        "RIDECAST_SERVING__START_TIMEOUT_S": "420",
+    }
+    with stream_env(tmp_path_factory.mktemp("serve-ray"), broker, **extra) as s:
+        ensure_topics(s, broker)
+        end = pd.Timestamp.now(tz="UTC").floor(f"{s.flink.slide_minutes}min") - pd.Timedelta(
+            minutes=max(s.flink.window_minutes)) - LAKE_LAG  # events stop here; the last window closes LAKE_LAG ago
+        _silver, gold = write_lake(s, synthetic_events(ZONES, end - pd.Timedelta(days=11), 11, seed=3,
+                                                       base_per_hour=30))
+        s.training.xgb_params = {"max_depth": 4, "eta": 0.1}
+        first = _train_and_register(s, 40)
+        client = MlflowClient(tracking_uri=s.mlflow_tracking_uri)
+        for h in HORIZONS:  # whatever the gate said, the first model of each horizon is the champion
+            client.set_registered_model_alias(model_name(s, h), CHAMPION, first[h])
+        try:
+            up = lifecycle.up_serve(s)
+            yield s, up, first, gold
+        finally:
+            lifecycle.down(s)
+
+
+def test_every_zone_and_horizon_over_http(served):
+    s, up, first, _gold = served
+    assert up.url == s.serve_url and up.mode == "ray"
+    r = httpx.get(f"{up.url}/v1/zones", timeout=30)
+    assert r.status_code == 200 and sorted(r.json() if isinstance(r.json(), list) else r.json()["zones"]) == ZONES
+    for zone in ZONES:
+        for h in HORIZONS:
+            r = httpx.get(f"{up.url}/v1/forecast/{zone}", params={"horizon": h}, timeout=30)
+            assert r.status_code == 200, r.text
+            (f,) = _forecasts(r.json())
+            assert f["zone"] == zone and f["horizon_min"] == h and f["predicted_requests"] >= 0
+            assert f["model_version"] == first[h]
+    r = httpx.get(f"{up.url}/v1/forecast/NOWHERE", params={"horizon": 60}, timeout=30)
+    assert r.status_code == 404, r.text
+    assert len(replica_pids(s)) == 2
+
+
+def test_alias_moves_under_load_without_a_failed_request(served):
+    s, up, first, _gold = served
+    second = _train_and_register(s, 20)
+    assert all(second[h] != first[h] for h in HORIZONS)
+    client = MlflowClient(tracking_uri=s.mlflow_tracking_uri)
+    with Load(up.url) as load:
+        wait_for(lambda: load.answered >= 20, 120, "answers before the move")
+        for h in HORIZONS:
+            client.set_registered_model_alias(model_name(s, h), CHAMPION, second[h])
+        moved_at = load.answered
+        wait_for(lambda: sum(load.ok[second[h]] for h in HORIZONS) >= 20, 180, "answers from the new versions")
+    print(f"alias move under load: {load.answered} answered ({moved_at} before the move), "
+          f"{len(load.failed)} failed; by version {dict(load.ok)}")
+    assert load.failed == []
+    # every replica switched: a round of requests afterwards names only the new versions
+    for zone in ZONES:
+        for h in HORIZONS:
+            (f,) = _forecasts(httpx.get(f"{up.url}/v1/forecast/{zone}", params={"horizon": h}, timeout=30).json())
+            assert f["model_version"] == second[h]
+
+
+def _publish_fresh_windows(s: Settings, gold: pd.DataFrame) -> pd.Timestamp:
+    """The feature job's online messages for a window closing now: each zone's newest windows, moved forward."""
+    end = pd.Timestamp.now(tz="UTC").floor(f"{s.flink.slide_minutes}min")
+    newest = gold.sort_values("window_end").groupby(["zone", "window_minutes"]).tail(1)
+    producer = KafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers)
+    try:
+        for row in newest.to_dict("records"):
+            shift = end - pd.Timestamp(row["window_end"])
+            row = {**row, "window_start": pd.Timestamp(row["window_start"]) + shift, "window_end": end,
+                   "computed_at": end}
+            producer.send(s.kafka.features_topic, online_message(row))
+        producer.flush(30)
+    finally:
+        producer.close()
+    return end
+
+
+def test_feed_silent_then_stale_flagged_then_fresh_again(served):
+    s, up, _first, gold = served
+
+    def answer(zone="TAMPINES"):
+        r = httpx.get(f"{up.url}/v1/forecast/{zone}", params={"horizon": 60}, timeout=30)
+        assert r.status_code == 200, r.text
+        return _forecasts(r.json())[0]
+
+    # Nothing on the features topic: the newest window is the lake's, older than MAX_AGE_S -> stale-flagged
+    # seasonal-naive answers, and the service stays up.
+    f = answer()
+    assert f["stale"], f
+    assert f["source"] == "seasonal_naive" and f["fallback_reason"] and f["feature_age_s"] > MAX_AGE_S
+    assert httpx.get(f"{up.url}/healthz", timeout=30).status_code == 200
+
+    # The feed resumes: every replica's feed thread reads the window closing now -> fresh, from the model.
+    end = _publish_fresh_windows(s, gold)
+    seen: dict = {}
+
+    def fresh() -> bool:
+        seen["f"] = answer()
+        return not seen["f"]["stale"]
+
+    wait_for(fresh, 120, "fresh features after the feed resumed", lambda: str(seen.get("f")))
+    f = seen["f"]
+    assert f["source"] == "model" and pd.Timestamp(f["feature_time"]) == end
+    assert f["feature_age_s"] < MAX_AGE_S and f["fallback_reason"] is None
+    # every zone's windows arrived on both replicas (each runs its own feed): rounds of answers all fresh
+    wait_for(lambda: all(not answer(z)["stale"] for z in ZONES * 3), 120, "every zone fresh on every replica")
+
+
+def test_replica_killed_under_load_is_replaced(served):
+    s, up, _first, _gold = served
+    before = replica_pids(s)
+    assert len(before) == 2
+    with Load(up.url) as load:
+        wait_for(lambda: load.answered >= 20, 120, "answers before the kill")
+        victim = before[0]
+        os.kill(victim, signal.SIGKILL)
+        killed_at = load.answered
+        wait_for(lambda: len(set(replica_pids(s)) - set(before)) == 1 and len(replica_pids(s)) == 2, 240,
+              "Serve to replace the killed replica")
+        replaced_at = load.answered
+        wait_for(lambda: load.answered >= replaced_at + 20, 120, "answers after the replacement")
+    print(f"kill -9 of replica {victim} under load: {load.answered} answered ({killed_at} before the kill), "
+          f"{len(load.failed)} failed: {Counter(str(f[0]) for f in load.failed)}")
+    assert victim not in replica_pids(s)
+    # bounded: at most the requests in flight on the killed replica (max_ongoing_requests each of the threads)
+    assert len(load.failed) <= s.serving.max_ongoing_requests
+    assert httpx.get(f"{up.url}/readyz", timeout=30).status_code == 200
+
+
+def test_cli_serve_forecast_down(served):
+    from ridecast.commands import serve as serve_cmd
+    from ridecast.commands import stack as stack_cmd
+
+    s, up, first, _gold = served
+    app = typer.Typer()
+    serve_cmd.register(app)
+    stack_cmd.register(app)
+    runner = CliRunner()
+    env = {"COLUMNS": "250"}
+    out = runner.invoke(app, ["serve"], env=env)  # already running: reused, same URL
+    assert out.exit_code == 0, out.output
+    assert up.url in out.stdout and "curl" in out.stdout
+    out = runner.invoke(app, ["forecast", "--zone", "TAMPINES", "--horizon", "60"], env=env)
+    assert out.exit_code == 0, out.output
+    assert "TAMPINES" in out.stdout and "60" in out.stdout
+
+    st = {p.name: p for p in lifecycle.status(s).processes}
+    assert st["serve"].running and st["serve"].health.startswith("ok, ")
+
+    driver = psutil.Process(serving_process(s).info()["pid"])
+    family = [driver, *driver.children(recursive=True)]
+    out = runner.invoke(app, ["down"], env=env)
+    assert out.exit_code == 0, out.output
+    assert "serve" in out.stdout
+    gone, alive = psutil.wait_procs(family, timeout=60)
+    assert alive == [], f"left running after down: {[(p.pid, p.name()) for p in alive]}"
+    assert serving_process(s).info() is None
+
+    out = runner.invoke(app, ["forecast", "--zone", "TAMPINES"], env=env)
+    assert out.exit_code != 0 and "ridecast serve" in out.output  # a clear message, not a traceback
+    log = serving_process(s).log_file.read_text()
+    assert "stopped" in log, log[-2000:]
