@@ -123,9 +123,9 @@ def run_ray(settings: "Settings") -> int:
 
 
 def run_plain(settings: "Settings") -> int:
-    from serve import _plain
+    from serve._plain import run_plain
 
-    _plain.run(settings)
+    run_plain(settings)
     return 0
 
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import TYPE_CHECKING, Any
 
 from ray import serve
+
+from serve import _telemetry
 
 if TYPE_CHECKING:
     from ray.serve import Application
@@ -51,7 +52,6 @@ class Forecaster:
     """
 
     def __init__(self, settings: "Settings") -> None:
-        from serve import _telemetry
         from serve._service import ForecastService
 
         self._settings = settings
@@ -75,33 +75,31 @@ class Forecaster:
     # --- the ServingBackend protocol ---------------------------------------------------------------------
 
     async def forecast(self, request: "ForecastRequest") -> list["Forecast"]:
-        result = await self._forecast_batch(request)
+        # the request's span, captured here, before it queues: the batch that answers it links to it
+        result = await self._forecast_batch((request, _telemetry.request_context()))
         if isinstance(result, BaseException):
             raise result  # this request's own error (unknown zone...); the rest of its batch was answered
         return result
 
-    def zones(self) -> list[str]:
-        return self._service.zones()
+    async def zones(self) -> list[str]:
+        return await asyncio.to_thread(self._service.zones)
 
-    def readiness(self) -> "Readiness":
-        return self._service.readiness()
+    async def readiness(self) -> "Readiness":
+        return await asyncio.to_thread(self._service.readiness)
 
-    def history(self, zone: str, hours: int) -> "ZoneHistory":
-        return self._service.history(zone, hours)
+    async def history(self, zone: str, hours: int) -> "ZoneHistory":
+        return await asyncio.to_thread(self._service.history, zone, hours)
 
     # --- batching ----------------------------------------------------------------------------------------
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)  # replaced from settings in reconfigure()
-    async def _forecast_batch(self, requests: list["ForecastRequest"]) -> list:
-        # Off the replica's event loop: the store read and the predictions are blocking numpy/xgboost work, and
-        # the loop must keep accepting requests (they fill the next batch meanwhile) and answering /healthz.
-        return await asyncio.to_thread(self._service.forecast_many, requests)
-
-    # --- introspection (through a DeploymentHandle; not routed over HTTP) -------------------------------
-
-    def pid(self) -> int:
-        """This replica's process id: what a ``kill -9`` test or an operator needs to find one replica."""
-        return os.getpid()
+    async def _forecast_batch(self, items: list[tuple["ForecastRequest", Any]]) -> list:
+        requests = [request for request, _ctx in items]
+        # One trace for the batch, linked to each request's ingress span. Off the replica's event loop (the thread
+        # inherits the span): the store read and the predictions are blocking numpy/xgboost work, and the loop
+        # must keep accepting requests (they fill the next batch meanwhile) and answering /healthz.
+        with _telemetry.batch_span("forecast_batch", [ctx for _request, ctx in items]):
+            return await asyncio.to_thread(self._service.forecast_many, requests)
 
     def __del__(self) -> None:
         # Serve calls this when it stops the replica (downscale, redeploy, serve.shutdown): stop the feed and
@@ -139,7 +137,9 @@ def deployment_options(settings: "Settings") -> dict[str, Any]:
     return {
         "autoscaling_config": autoscaling_config(settings),
         "max_ongoing_requests": settings.serving.max_ongoing_requests,
-        "ray_actor_options": {"num_cpus": settings.serving.replica_num_cpus},
+        # the metrics directory must be in a replica's environment before anything imports prometheus-client
+        "ray_actor_options": {"num_cpus": settings.serving.replica_num_cpus,
+                              "runtime_env": {"env_vars": _telemetry.metrics_env(settings)}},
         "user_config": user_config(settings),
     }
 

@@ -149,6 +149,9 @@ def test_every_zone_and_horizon_over_http(served):
     r = httpx.get(f"{up.url}/v1/forecast/NOWHERE", params={"horizon": 60}, timeout=30)
     assert r.status_code == 404, r.text
     assert len(replica_pids(s)) == 2
+    # the driver reports Serve's replica count; /metrics on any replica merges every process's samples
+    wait_for(lambda: "ridecast_replicas 2.0" in httpx.get(f"{up.url}/metrics", timeout=30).text, 120,
+             "the replicas gauge on /metrics", lambda: httpx.get(f"{up.url}/metrics", timeout=30).text[-2000:])
 
 
 def test_alias_moves_under_load_without_a_failed_request(served):
@@ -273,4 +276,15 @@ def test_cli_serve_forecast_down(served):
     out = runner.invoke(app, ["forecast", "--zone", "TAMPINES"], env=env)
     assert out.exit_code != 0 and "ridecast serve" in out.output  # a clear message, not a traceback
     log = serving_process(s).log_file.read_text()
-    assert "stopped" in log, log[-2000:]
+    assert "stopped" in log and "did not shut down cleanly" not in log, log[-3000:]
+
+    # the same service without Ray: one uvicorn process, same model and API, same lifecycle
+    out = runner.invoke(app, ["serve", "--plain"], env=env)
+    assert out.exit_code == 0, out.output
+    assert "plain uvicorn" in out.stdout
+    out = runner.invoke(app, ["forecast", "--zone", "TAMPINES", "--horizon", "15"], env=env)
+    assert out.exit_code == 0 and "TAMPINES" in out.stdout, out.output
+    assert {p.name: p for p in lifecycle.status(s).processes}["serve"].health.endswith("plain (one process)")
+    out = runner.invoke(app, ["down"], env=env)
+    assert out.exit_code == 0 and "serve" in out.stdout, out.output
+    assert serving_process(s).info() is None

@@ -13,6 +13,7 @@ from ridecast.stack.serving import REPLICA_TITLE, ServingNotRunningError, reques
 from ridecast.views import forecast_table, serve_text
 from serve.__main__ import local_ray_cpus
 from serve._deployment import APP_NAME, DEPLOYMENT_NAME, autoscaling_config, build_app, deployment_options
+from serve._telemetry import metrics_env
 
 
 def _text(renderable: object) -> str:
@@ -32,7 +33,9 @@ def test_deployment_options_come_from_settings(tmp_path):
         "min_replicas": 1, "max_replicas": 3, "initial_replicas": 2, "target_ongoing_requests": 6.0,
         "upscale_delay_s": 3.0, "downscale_delay_s": 30.0, "metrics_interval_s": 1.0, "look_back_period_s": 5.0}
     opts = deployment_options(s)
-    assert opts["max_ongoing_requests"] == 24 and opts["ray_actor_options"] == {"num_cpus": 0.25}
+    assert opts["max_ongoing_requests"] == 24 and opts["ray_actor_options"]["num_cpus"] == 0.25
+    # replicas write their metrics where /metrics of any replica reads them
+    assert opts["ray_actor_options"]["runtime_env"]["env_vars"] == metrics_env(s)
     assert opts["user_config"] == {"max_batch_size": 8, "batch_wait_timeout_s": 0.002}
     s.serving.initial_replicas = None
     assert "initial_replicas" not in autoscaling_config(s)  # Serve then starts at min_replicas
