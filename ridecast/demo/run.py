@@ -222,6 +222,11 @@ def _serve_and_ask(settings: Settings, console: Console, zone: str = "TAMPINES")
         console.print(f"[red]✗[/] {exc}")
         return served.url
     console.print(forecast_table(forecasts, f"{served.url}/v1/forecast/{zone}"))
+    if any(f["stale"] for f in forecasts):
+        console.print(f"[yellow]stale[/]: the simulated live day's last window closed longer ago than "
+                      f"serving.max_feature_age_s ({settings.serving.max_feature_age_s:g} s), so the service answers "
+                      "with the seasonal-naive value and says so; with the feature job on live traffic the same "
+                      "request is answered by the model.")
     return served.url
 
 
