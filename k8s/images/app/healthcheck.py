@@ -10,8 +10,8 @@ import sys
 import urllib.request
 
 
-def main() -> int:
-    with open("/proc/1/cmdline", "rb") as f:
+def main(cmdline: str = "/proc/1/cmdline") -> int:
+    with open(cmdline, "rb") as f:
         argv = f.read().split(b"\0")
     if b"serve" not in argv or b"-m" not in argv:
         return 0
