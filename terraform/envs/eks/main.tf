@@ -19,6 +19,7 @@ module "cluster" {
 
   name                    = var.cluster_name
   kubernetes_version      = var.kubernetes_version
+  availability_zones      = var.availability_zones != null ? var.availability_zones : [for z in ["a", "b", "c"] : "${var.region}${z}"]
   api_public_access_cidrs = var.api_public_access_cidrs
   node_groups             = var.node_groups
   deployer_role_arn       = var.deployer_role_arn

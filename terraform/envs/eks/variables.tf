@@ -9,6 +9,12 @@ variable "region" {
   }
 }
 
+variable "availability_zones" {
+  description = "Zones of the subnets; null = the region's zones a, b and c."
+  type        = list(string)
+  default     = null
+}
+
 variable "cluster_name" {
   description = "EKS cluster name (and prefix of the AWS resources)."
   type        = string

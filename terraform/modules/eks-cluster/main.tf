@@ -4,16 +4,13 @@
 
 data "aws_region" "current" {}
 
-data "aws_availability_zones" "available" {
-  state = "available"
-}
-
 locals {
-  azs = slice(data.aws_availability_zones.available.names, 0, var.az_count)
+  # the zones are named, not looked up: a zone AWS adds later cannot silently change the subnet layout
+  azs = var.availability_zones
   # /16 split into /20s: private (nodes), public (NAT, load balancers), database (RDS, MSK)
-  private_subnets  = [for i in range(var.az_count) : cidrsubnet(var.vpc_cidr, 4, i)]
-  public_subnets   = [for i in range(var.az_count) : cidrsubnet(var.vpc_cidr, 4, i + 4)]
-  database_subnets = [for i in range(var.az_count) : cidrsubnet(var.vpc_cidr, 4, i + 8)]
+  private_subnets  = [for i in range(length(local.azs)) : cidrsubnet(var.vpc_cidr, 4, i)]
+  public_subnets   = [for i in range(length(local.azs)) : cidrsubnet(var.vpc_cidr, 4, i + 4)]
+  database_subnets = [for i in range(length(local.azs)) : cidrsubnet(var.vpc_cidr, 4, i + 8)]
   tags             = merge(var.tags, { "app.kubernetes.io/part-of" = "ridecast", "ridecast/cluster" = var.name })
 }
 

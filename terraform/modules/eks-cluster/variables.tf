@@ -31,14 +31,13 @@ variable "vpc_cidr" {
   }
 }
 
-variable "az_count" {
-  description = "Availability zones to spread subnets over (MSK needs as many as it has brokers)."
-  type        = number
-  default     = 3
+variable "availability_zones" {
+  description = "Availability zones (names, e.g. eu-west-1a) of the subnets; MSK needs at least as many as brokers."
+  type        = list(string)
 
   validation {
-    condition     = var.az_count >= 2 && var.az_count <= 4
-    error_message = "az_count must be 2, 3 or 4 (EKS needs two zones; the subnet layout holds four)."
+    condition     = length(var.availability_zones) >= 2 && length(var.availability_zones) <= 4 && length(distinct(var.availability_zones)) == length(var.availability_zones)
+    error_message = "availability_zones: 2 to 4 distinct zones (EKS needs two; the subnet layout holds four)."
   }
 }
 
@@ -182,8 +181,7 @@ variable "rds" {
     engine_version       = optional(string, "17.6")
     instance_class       = optional(string, "db.t4g.medium")
     allocated_storage_gb = optional(number, 20)
-    multi_az             = optional(bool, false)
-    deletion_protection  = optional(bool, true)
+    multi_az             = optional(bool, true)
   })
   default = {}
 
