@@ -71,12 +71,7 @@ module "platform" {
     warehouse_prefix = module.cluster.prefixes.warehouse
   }
 
-  service_accounts = {
-    for component, role_arn in module.cluster.irsa_role_arns : component => {
-      name     = module.cluster.service_accounts[component]
-      role_arn = role_arn
-    }
-  }
+  workload_role_arn = module.cluster.irsa_role_arns["workloads"]
 
   external_postgres          = module.cluster.postgres == null ? null : { host = module.cluster.postgres.host, port = module.cluster.postgres.port }
   external_postgres_password = module.cluster.postgres_password

@@ -1,14 +1,12 @@
-# One IAM role per component, each trusted only by that component's Kubernetes service account and allowed only
-# the bucket prefixes it uses: Flink writes the lake and its own state, Trino reads and writes the lake (CTAS,
-# maintenance), Ray (training, serving, batch forecasts) reads the lake, writes forecasts and MLflow artifacts,
-# MLflow's server serves the artifacts.
+# IAM roles for Kubernetes service accounts (IRSA), each trusted only by the service accounts it lists and allowed
+# only the bucket prefixes it needs. The default matches charts/ridecast as it is: one data service account
+# (`ridecast`: Trino, Ray serving/training/CronJobs, MLflow) plus the FlinkDeployment's (`ridecast-flink`), both
+# annotated with one role (serviceAccount.annotations). With per-component service accounts the same variable
+# splits it, e.g. flink = {flink, warehouse}, trino = {warehouse}, ray = {warehouse, mlflow}, mlflow = {mlflow}.
 
 locals {
   irsa_prefixes = {
-    flink  = [var.prefixes.warehouse, var.prefixes.flink_state]
-    trino  = [var.prefixes.warehouse]
-    ray    = [var.prefixes.warehouse, var.prefixes.mlflow_artifacts]
-    mlflow = [var.prefixes.mlflow_artifacts]
+    for role, cfg in var.irsa_roles : role => [for use in cfg.prefixes : var.prefixes[use]]
   }
 }
 
@@ -54,7 +52,7 @@ resource "aws_iam_policy" "component_s3" {
 module "component_irsa" {
   source   = "terraform-aws-modules/iam/aws//modules/iam-role-for-service-accounts"
   version  = "6.2.1"
-  for_each = local.irsa_prefixes
+  for_each = var.irsa_roles
 
   name = "${var.name}-${each.key}"
 
@@ -65,7 +63,7 @@ module "component_irsa" {
   oidc_providers = {
     main = {
       provider_arn               = module.eks.oidc_provider_arn
-      namespace_service_accounts = ["${var.namespace}:${var.service_accounts[each.key]}"]
+      namespace_service_accounts = [for sa in each.value.service_accounts : "${var.namespace}:${sa}"]
     }
   }
 

@@ -1,5 +1,7 @@
 # Optional MSK (Kafka): the chart then renders no Strimzi resources and every component uses this bootstrap
-# (kafka.external.bootstrapServers). TLS between clients and brokers; reachable only from the EKS nodes.
+# (kafka.external.bootstrapServers). Brokers talk TLS among themselves; clients get both a TLS listener (9094)
+# and a plaintext one (9092), because the chart's Kafka clients (Flink's connector, kafka-python) are not yet
+# configured for TLS. Both are reachable only from the EKS nodes' security group, inside the private subnets.
 
 resource "aws_security_group" "msk" {
   count       = var.msk.enabled ? 1 : 0
@@ -10,12 +12,12 @@ resource "aws_security_group" "msk" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "msk_from_nodes" {
-  count                        = var.msk.enabled ? 1 : 0
+  for_each                     = var.msk.enabled ? { plaintext = 9092, tls = 9094 } : {}
   security_group_id            = aws_security_group.msk[0].id
-  description                  = "Kafka TLS from EKS nodes"
+  description                  = "Kafka ${each.key} from EKS nodes"
   ip_protocol                  = "tcp"
-  from_port                    = 9094
-  to_port                      = 9094
+  from_port                    = each.value
+  to_port                      = each.value
   referenced_security_group_id = module.eks.node_security_group_id
 }
 
@@ -46,7 +48,7 @@ resource "aws_msk_cluster" "kafka" {
 
   encryption_info {
     encryption_in_transit {
-      client_broker = "TLS"
+      client_broker = "TLS_PLAINTEXT"
       in_cluster    = true
     }
   }

@@ -34,13 +34,8 @@ output "prefixes" {
 }
 
 output "irsa_role_arns" {
-  description = "IAM role ARN per component (flink, trino, ray, mlflow), for the service accounts' eks.amazonaws.com/role-arn annotation."
+  description = "IAM role ARN per IRSA role name (default: workloads), for the eks.amazonaws.com/role-arn annotation."
   value       = { for k, m in module.component_irsa : k => m.arn }
-}
-
-output "service_accounts" {
-  description = "Kubernetes service account name per component (the roles trust these)."
-  value       = var.service_accounts
 }
 
 output "postgres" {
@@ -60,6 +55,11 @@ output "postgres_password" {
 }
 
 output "kafka_bootstrap_servers" {
-  description = "MSK TLS bootstrap brokers (null when msk.enabled is false)."
+  description = "MSK bootstrap brokers inside the VPC, plaintext listener (what the chart's Kafka clients speak); null without MSK."
+  value       = var.msk.enabled ? aws_msk_cluster.kafka[0].bootstrap_brokers : null
+}
+
+output "kafka_bootstrap_servers_tls" {
+  description = "MSK bootstrap brokers, TLS listener (for clients configured with security.protocol=SSL); null without MSK."
   value       = var.msk.enabled ? aws_msk_cluster.kafka[0].bootstrap_brokers_tls : null
 }

@@ -163,15 +163,23 @@ variable "namespace" {
   default     = "ridecast"
 }
 
-variable "service_accounts" {
-  description = "Kubernetes service account per component; each component's IRSA role trusts only its own."
-  type = object({
-    flink  = optional(string, "ridecast-flink")
-    trino  = optional(string, "ridecast-trino")
-    ray    = optional(string, "ridecast-ray")
-    mlflow = optional(string, "ridecast-mlflow")
-  })
-  default = {}
+variable "irsa_roles" {
+  description = "IRSA roles by name: the service accounts (in var.namespace) each trusts and the prefixes (keys of var.prefixes) it may use."
+  type = map(object({
+    service_accounts = list(string)
+    prefixes         = list(string)
+  }))
+  default = {
+    workloads = {
+      service_accounts = ["ridecast", "ridecast-flink"]
+      prefixes         = ["warehouse", "flink_state", "mlflow_artifacts"]
+    }
+  }
+
+  validation {
+    condition     = alltrue([for r in values(var.irsa_roles) : length(r.service_accounts) > 0 && alltrue([for p in r.prefixes : contains(["warehouse", "flink_state", "mlflow_artifacts"], p)])])
+    error_message = "Each IRSA role needs service accounts, and prefixes among warehouse, flink_state, mlflow_artifacts."
+  }
 }
 
 variable "rds" {

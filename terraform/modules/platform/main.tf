@@ -146,14 +146,9 @@ locals {
       minio         = { enabled = false }
       catalog       = { warehousePrefix = var.object_storage.warehouse_prefix }
     })],
-    # per-component service accounts and their IRSA roles (eks.amazonaws.com/role-arn)
-    length(var.service_accounts) == 0 ? [] : [yamlencode({
-      serviceAccounts = {
-        for component, sa in var.service_accounts : component => {
-          name        = sa.name
-          annotations = sa.role_arn == null ? {} : { "eks.amazonaws.com/role-arn" = sa.role_arn }
-        }
-      }
+    # the data workloads' service account(s): S3 through the IRSA role (eks.amazonaws.com/role-arn)
+    var.workload_role_arn == null ? [] : [yamlencode({
+      serviceAccount = { annotations = { "eks.amazonaws.com/role-arn" = var.workload_role_arn } }
     })],
     var.external_postgres == null ? [] : [yamlencode({
       postgresql = {

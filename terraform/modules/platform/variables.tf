@@ -109,17 +109,14 @@ variable "object_storage" {
   default = null
 }
 
-variable "service_accounts" {
-  description = "Per-component service account name and IRSA role ARN (flink, trino, ray, mlflow); empty keeps the chart's defaults."
-  type = map(object({
-    name     = string
-    role_arn = optional(string)
-  }))
-  default = {}
+variable "workload_role_arn" {
+  description = "IRSA role of the chart's data service accounts (serviceAccount.annotations); null = none (kind: MinIO keys)."
+  type        = string
+  default     = null
 
   validation {
-    condition     = alltrue([for k in keys(var.service_accounts) : contains(["flink", "trino", "ray", "mlflow"], k)])
-    error_message = "service_accounts keys are flink, trino, ray and mlflow."
+    condition     = var.workload_role_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", var.workload_role_arn))
+    error_message = "workload_role_arn must be an IAM role ARN."
   }
 }
 
