@@ -17,6 +17,7 @@ RayJob ``ttlSecondsAfterFinished`` later.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -135,14 +136,17 @@ def api_client(settings: Settings | None = None, configuration: Any = None) -> A
     s = settings or get_settings()
     cfg = k.client.Configuration()
     exc_types = (k.config.ConfigException, FileNotFoundError)
+    # $KUBECONFIG as it is now (the client reads it once, at import); it may list several files, as for kubectl
+    kubeconfig = os.environ.get("KUBECONFIG") or None
     try:
         if s.cluster.context:
-            k.config.load_kube_config(context=s.cluster.context, client_configuration=cfg, persist_config=False)
+            k.config.load_kube_config(config_file=kubeconfig, context=s.cluster.context, client_configuration=cfg,
+                                      persist_config=False)
         else:
             try:
                 k.config.load_incluster_config(client_configuration=cfg)
             except k.config.ConfigException:
-                k.config.load_kube_config(client_configuration=cfg, persist_config=False)
+                k.config.load_kube_config(config_file=kubeconfig, client_configuration=cfg, persist_config=False)
     except exc_types as exc:
         where = f"context {s.cluster.context!r}" if s.cluster.context else "no in-cluster service account and"
         raise ClusterConfigError(f"cannot configure the Kubernetes client ({where}): {exc}; set KUBECONFIG or "
