@@ -198,7 +198,7 @@ CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnig
 class ScheduleSettings(BaseModel):
     """The orchestrated jobs' cadences, one definition for both places that run them (issue #10): the chart
     renders them as CronJobs, ``ridecast up --schedule`` runs them in the embedded stack. A job set to ``None``
-    is not scheduled."""
+    (or empty) is not scheduled."""
 
     retrain: str | None = Field("0 3 * * *", description="cron: `ridecast train` (backtest, register, gate)")
     forecast: str | None = Field("*/15 * * * *", description="cron: `ridecast forecast-batch` (forecast refresh)")
@@ -213,7 +213,7 @@ class ScheduleSettings(BaseModel):
     @field_validator("retrain", "forecast", "maintain")
     @classmethod
     def _cron(cls, v: str | None) -> str | None:
-        if v is None:
+        if v is None or not v.strip():  # empty (e.g. RIDECAST_SCHEDULES__RETRAIN=) disables the job
             return None
         from croniter import croniter
 

@@ -292,11 +292,14 @@ class _Runner:
 
 
 def run_scheduler(settings: Settings | None = None, *, stop: threading.Event | None = None, clock: Clock = _utcnow,
+                  wait: Callable[[float], None] | None = None,
                   on_run: Callable[[RunRecord], None] | None = None) -> None:
     """The scheduler loop, until ``stop`` is set: run what is due, one at a time, then sleep until the next cron
-    time. ``clock`` is injectable so a test can drive time; the real process uses the wall clock."""
+    time. ``clock`` and ``wait`` (the sleep, default ``stop.wait``) are injectable so a test can drive time; the
+    real process uses the wall clock."""
     s = settings or get_settings()
     stop = stop or threading.Event()
+    wait = wait or stop.wait
     jobs, tz = s.schedules.jobs(), s.schedules.timezone
     handled = _load_handled(s, clock())
     runner = _Runner(s, stop)
@@ -314,8 +317,8 @@ def run_scheduler(settings: Settings | None = None, *, stop: threading.Event | N
         if due:
             continue  # time passed while running: look again before sleeping
         wake = next_wakeup(jobs, tz, clock())
-        wait = MAX_IDLE_S if wake is None else (wake - clock()).total_seconds()
-        stop.wait(min(max(wait, 0.05), MAX_IDLE_S))
+        idle = MAX_IDLE_S if wake is None else (wake - clock()).total_seconds()
+        wait(min(max(idle, 0.05), MAX_IDLE_S))
 
 
 # ---------------------------------------------------------------- the managed process
