@@ -21,7 +21,18 @@ from typer.testing import CliRunner
 from ridecast.cli import app
 from ridecast.config import Settings, get_settings
 from ridecast.stack import lifecycle
-from ridecast.stack.schedule import latest_fire, read_runs, run_scheduler, scheduler_process
+from ridecast.stack.process import free_port
+from ridecast.stack.schedule import (
+    DueRun,
+    _load_handled,
+    _save_handled,
+    due_runs,
+    latest_fire,
+    read_runs,
+    run_scheduler,
+    runs_file,
+    scheduler_process,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +64,32 @@ def test_driven_clock_runs_each_due_job_once_one_at_a_time(tmp_path):
                    ("retrain", "15:00", "succeeded"), ("forecast", "15:15", "succeeded")]  # once each, not 25 runs
     assert [r.run_id for r in read_runs(s)] == [r.run_id for r in runs]  # every run recorded, in order
     assert "Usage: ridecast" in (s.log_dir / "schedule" / "retrain.log").read_text()
+
+
+def test_stopping_the_scheduler_interrupts_the_run_and_it_runs_again_on_the_next_start(tmp_path, monkeypatch):
+    # a job that blocks (a producer waiting for a broker that is not there) stands for a long run
+    monkeypatch.setenv("RIDECAST_KAFKA__BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
+    s = Settings(home=tmp_path / "home", schedules={
+        "retrain": None, "maintain": None, "forecast": "*/15 * * * *",
+        "commands": {"forecast": ["simulate", "--hours", "1", "--speedup", "1", "--no-progress"]}})
+    _save_handled(s, {"forecast": datetime(2026, 12, 2, 9, 50, tzinfo=UTC)})
+    now = datetime(2026, 12, 2, 10, 5, tzinfo=UTC)
+    stop = threading.Event()
+    runs = []
+    loop = threading.Thread(target=run_scheduler, args=(s,),
+                            kwargs=dict(stop=stop, clock=lambda: now, on_run=runs.append))
+    loop.start()
+    try:
+        _wait_for(lambda: runs_file(s).exists() and '"started"' in runs_file(s).read_text(), 60, "the run to start")
+    finally:
+        stop.set()  # what SIGTERM from `ridecast down` does in the scheduler process
+        loop.join(60)
+    assert not loop.is_alive()
+    (run,) = runs
+    assert (run.outcome, run.scheduled) == ("interrupted", datetime(2026, 12, 2, 10, 0, tzinfo=UTC))
+    assert read_runs(s)[-1].outcome == "interrupted"
+    handled = _load_handled(s, now)  # not marked handled: the next start runs it again, once
+    assert due_runs(s.schedules.jobs(), s.schedules.timezone, handled, now) == [DueRun("forecast", run.scheduled)]
 
 
 def _wait_for(predicate, timeout: float, what: str):
