@@ -105,7 +105,9 @@ def status_view(r: StackStatus) -> Group:
         tables.add_row(t.identifier, str(t.rows), str(t.snapshots), _fmt_ms(t.last_commit_ms))
     parts = [procs, Text(f"newest checkpoint: {r.checkpoint or 'none'}"), tables]
     if r.schedules:
-        parts.append(schedule_table(r.schedules, str(r.schedules[0].next_run.tzinfo)))
+        scheduling = any(p.name == "scheduler" and p.running for p in r.processes)
+        title = str(r.schedules[0].next_run.tzinfo) + ("" if scheduling else "; not running: `ridecast up --schedule`")
+        parts.append(schedule_table(r.schedules, title))
     return Group(*parts)
 
 

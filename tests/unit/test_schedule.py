@@ -68,14 +68,14 @@ def test_next_wakeup_is_the_soonest_job():
     assert next_wakeup([], "Etc/UTC", t(3, 0)) is None
 
 
-@pytest.mark.parametrize("cron", ["* * * * * *", "61 * * * *", "every day", "", "0 3 * *"])
+@pytest.mark.parametrize("cron", ["* * * * * *", "61 * * * *", "every day", "0 3 * *"])
 def test_bad_cron_is_a_clear_settings_error(cron):
     with pytest.raises(ValidationError, match="five-field cron expression"):
         ScheduleSettings(retrain=cron)
 
 
 def test_macros_disabled_jobs_and_timezone():
-    s = ScheduleSettings(retrain="@daily", maintain=None, timezone="Asia/Singapore")
+    s = ScheduleSettings(retrain="@daily", maintain=" ", timezone="Asia/Singapore")  # blank disables
     assert s.jobs() == [("retrain", "@daily"), ("forecast", "*/15 * * * *")]
     with pytest.raises(ValidationError, match="unknown IANA time zone"):
         ScheduleSettings(timezone="Mars/Olympus")
