@@ -141,6 +141,9 @@ def status(settings: Settings | None = None) -> StackStatus:
 
     s = settings or get_settings()
     checks = {"broker": broker_health, "trino": trino_health}
+    schedules = job_schedules(s)
+    checks["scheduler"] = lambda _: next((f"next: {j.job} at {j.next_run.isoformat(timespec='minutes')}"
+                                          for j in sorted(schedules, key=lambda j: j.next_run)), "no jobs")
     procs = []
     for proc in (broker_process(s), feature_job_process(s), trino_process(s), scheduler_process(s)):
         rec = proc.info()
@@ -152,4 +155,4 @@ def status(settings: Settings | None = None) -> StackStatus:
         rows = snap.summary.additional_properties.get("total-records", "0") if snap and snap.summary else "0"
         tables.append(TableState(ident, int(rows), len(table.metadata.snapshots),
                                  snap.timestamp_ms if snap else None))
-    return StackStatus(tuple(procs), latest_checkpoint(s.checkpoint_dir), tuple(tables), tuple(job_schedules(s)))
+    return StackStatus(tuple(procs), latest_checkpoint(s.checkpoint_dir), tuple(tables), tuple(schedules))

@@ -148,7 +148,7 @@ def test_scheduler_process_catches_up_once_runs_records_and_stops_with_down(sett
         out = runner.invoke(app, ["status"], env={"COLUMNS": "250"})
         assert out.exit_code == 0, out.output
         sched_line = next(line for line in out.stdout.splitlines() if line.startswith("│ scheduler"))
-        assert "running" in sched_line
+        assert "running" in sched_line and "next: forecast at " in sched_line
         assert "ridecast tables" in out.stdout and "* * * * *" in out.stdout
     finally:
         lock.close()
