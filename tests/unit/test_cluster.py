@@ -128,6 +128,7 @@ def cli_env(tmp_path, monkeypatch):
     """Settings read by the CLI process: a fresh state dir, a fast poll, a kubeconfig context to the fake server."""
     monkeypatch.setenv("RIDECAST_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("RIDECAST_CLUSTER__POLL_S", "0.01")
+    monkeypatch.setenv("RIDECAST_CLUSTER__FOLLOW_TIMEOUT_S", "30")  # a broken follow fails, not hangs
     monkeypatch.setenv("RIDECAST_CLUSTER__CONTEXT", "fake")
     get_settings.cache_clear()
     yield tmp_path
