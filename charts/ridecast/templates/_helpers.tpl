@@ -209,3 +209,15 @@ seccompProfile:
 {{- randAlphaNum (int (default 32 .length)) | b64enc -}}
 {{- end -}}
 {{- end -}}
+
+{{/* a NetworkPolicy pod selector for one component; Kafka's pods are Strimzi's, selected by their cluster label */}}
+{{- define "ridecast.netpolSelector" -}}
+{{- if eq .component "kafka" -}}
+matchLabels:
+  strimzi.io/cluster: {{ include "ridecast.fullname" .ctx }}
+{{- else -}}
+matchLabels:
+  app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+  app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+{{- end -}}
