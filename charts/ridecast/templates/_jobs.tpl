@@ -10,6 +10,7 @@ apiVersion: batch/v1
 kind: CronJob
 metadata:
   name: {{ $fn }}-{{ .name }}
+  namespace: {{ $.Release.Namespace }}
   labels:
     {{- include "ridecast.componentLabels" (dict "ctx" $ "component" .name) | nindent 4 }}
 spec:
