@@ -37,8 +37,13 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "ridecast.serviceAccountName" -}}{{ include "ridecast.fullname" . }}{{- end -}}
 
+{{/* repository:tag, or repository@digest when a digest is given (the tag then only documents the version) */}}
 {{- define "ridecast.image" -}}
+{{- if .digest -}}
+{{- printf "%s@%s" .repository .digest -}}
+{{- else -}}
 {{- printf "%s:%s" .repository .tag -}}
+{{- end -}}
 {{- end -}}
 
 {{/* ======================= the one set of wiring values ======================= */}}
