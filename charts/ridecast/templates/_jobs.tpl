@@ -53,8 +53,6 @@ spec:
                 {{- include "ridecast.envFrom" $ | nindent 16 }}
               env:
                 {{- include "ridecast.appEnv" $ | nindent 16 }}
-                - name: HOME
-                  value: /tmp/home
                 {{- with .extraEnv }}
                 {{- toYaml . | nindent 16 }}
                 {{- end }}

@@ -1,7 +1,8 @@
 {{/*
 A Ray node's pod template (head or worker) in the app image, hardened, with the shared RIDECAST_* env:
 (dict "ctx" $ "component" "serve" "role" "head"|"worker" "resources" {...} "extraEnv" list "serve" bool)
-Ray writes its session files, spill and caches under /tmp (an emptyDir), HOME points there too.
+Ray writes its session files, spill and caches under /tmp (an emptyDir; the app image points RAY_TMPDIR,
+XDG_CACHE_HOME and MPLCONFIGDIR there); HOME stays the image's, whose profile KubeRay's login shell reads.
 */}}
 {{- define "ridecast.rayPodTemplate" -}}
 {{- $ := .ctx -}}
@@ -28,8 +29,6 @@ spec:
         {{- include "ridecast.envFrom" $ | nindent 8 }}
       env:
         {{- include "ridecast.appEnv" $ | nindent 8 }}
-        - name: HOME
-          value: /tmp/home
         - name: RAY_USAGE_STATS_ENABLED
           value: "0"
         {{- with .extraEnv }}
