@@ -72,7 +72,13 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* SQLAlchemy URI of the Iceberg JDBC catalog; $(RIDECAST_PG_PASSWORD) is expanded by the kubelet from the Secret */}}
 {{- define "ridecast.catalogUri" -}}
-{{- printf "postgresql+psycopg2://%s:$(RIDECAST_PG_PASSWORD)@%s:%d/%s?sslmode=%s" .Values.postgresql.username (include "ridecast.pgHost" .) (int .Values.postgresql.port) .Values.postgresql.database .Values.postgresql.sslmode -}}
+{{- include "ridecast.catalogUriWith" (dict "ctx" . "password" "$(RIDECAST_PG_PASSWORD)") -}}
+{{- end -}}
+
+{{/* the same URI with a given password: (dict "ctx" $ "password" pw) */}}
+{{- define "ridecast.catalogUriWith" -}}
+{{- $p := .ctx.Values.postgresql -}}
+{{- printf "postgresql+psycopg2://%s:%s@%s:%d/%s?sslmode=%s" $p.username .password (include "ridecast.pgHost" .ctx) (int $p.port) $p.database $p.sslmode -}}
 {{- end -}}
 
 {{- define "ridecast.catalogJdbcUrl" -}}
@@ -127,6 +133,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "ridecast.trinoUrl" -}}{{ printf "http://%s-trino:8080" (include "ridecast.fullname" .) }}{{- end -}}
 {{- define "ridecast.serveUrl" -}}{{ printf "http://%s-serve:%d" (include "ridecast.fullname" .) (int .Values.serving.port) }}{{- end -}}
 {{- define "ridecast.redisHost" -}}{{ printf "%s-redis" (include "ridecast.fullname" .) }}{{- end -}}
+{{- define "ridecast.redisUrlWith" -}}{{ printf "redis://:%s@%s:6379/0" .password (include "ridecast.redisHost" .ctx) }}{{- end -}}
 {{- define "ridecast.redisSecret" -}}{{ default (printf "%s-redis" (include "ridecast.fullname" .)) .Values.redis.existingSecret }}{{- end -}}
 {{- define "ridecast.servingSecret" -}}{{ default (printf "%s-serving" (include "ridecast.fullname" .)) .Values.serving.existingSecret }}{{- end -}}
 {{- define "ridecast.otlpEndpoint" -}}{{ printf "http://%s-otel-collector:4318/v1/traces" (include "ridecast.fullname" .) }}{{- end -}}
@@ -167,7 +174,7 @@ The Secret-backed env every ridecast container gets, before the ConfigMap-indepe
       name: {{ include "ridecast.redisSecret" . }}
       key: {{ .Values.redis.passwordKey }}
 - name: RIDECAST_SERVING__REDIS_URL
-  value: {{ printf "redis://:$(RIDECAST_REDIS_PASSWORD)@%s:6379/0" (include "ridecast.redisHost" .) | quote }}
+  value: {{ include "ridecast.redisUrlWith" (dict "ctx" . "password" "$(RIDECAST_REDIS_PASSWORD)") | quote }}
 {{- end }}
 {{- if .Values.serving.requireApiKey }}
 - name: RIDECAST_SERVING__API_KEY
@@ -205,13 +212,39 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{/* a secret value kept across upgrades: (dict "ctx" $ "name" secretName "key" key "length" n) */}}
+{{/*
+A secret value (base64) kept across upgrades: (dict "ctx" $ "name" secretName "key" key "length" n).
+The Secret's current value when it exists (lookup), else a random one, generated once per render and memoised
+in the render's values (every template asking for it, e.g. the credential Secret and ridecast-env, gets the same).
+*/}}
 {{- define "ridecast.keptSecret" -}}
+{{- $memo := .ctx.Values.__generatedSecrets | default dict -}}
+{{- $_ := set .ctx.Values "__generatedSecrets" $memo -}}
+{{- $id := printf "%s/%s" .name .key -}}
+{{- if not (hasKey $memo $id) -}}
 {{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .name -}}
-{{- if and $existing (hasKey $existing.data .key) -}}
-{{- index $existing.data .key -}}
+{{- if and $existing (hasKey ($existing.data | default dict) .key) -}}
+{{- $_ := set $memo $id (index $existing.data .key) -}}
 {{- else -}}
-{{- randAlphaNum (int (default 32 .length)) | b64enc -}}
+{{- $_ := set $memo $id (randAlphaNum (int (default 32 .length)) | b64enc) -}}
+{{- end -}}
+{{- end -}}
+{{- index $memo $id -}}
+{{- end -}}
+
+{{/*
+The plain value of a credential, whichever Secret holds it: (dict "ctx" $ "secret" name "key" key "generated" bool
+"length" n). Generated: the memoised value above. Existing: read at install time (lookup); empty when it cannot be
+read (`helm template` without a cluster).
+*/}}
+{{- define "ridecast.secretValue" -}}
+{{- if .generated -}}
+{{- include "ridecast.keptSecret" (dict "ctx" .ctx "name" .secret "key" .key "length" .length) | b64dec -}}
+{{- else -}}
+{{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .secret -}}
+{{- if and $existing (hasKey ($existing.data | default dict) .key) -}}
+{{- index $existing.data .key | b64dec -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -220,6 +253,11 @@ seccompProfile:
 {{- if eq .component "kafka" -}}
 matchLabels:
   strimzi.io/cluster: {{ include "ridecast.fullname" .ctx }}
+{{- else if eq .component "train" -}}
+{{- /* the RayJob pods `ridecast train --on-cluster` creates carry the chart's name and component, not the release */}}
+matchLabels:
+  app.kubernetes.io/name: {{ .ctx.Chart.Name }}
+  app.kubernetes.io/component: train
 {{- else -}}
 matchLabels:
   app.kubernetes.io/instance: {{ .ctx.Release.Name }}
