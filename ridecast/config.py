@@ -110,6 +110,9 @@ class TrainingSettings(BaseModel):
     ray_address: str | None = Field(None, description="existing Ray cluster (ray://host:port or auto); unset = local")
     ray_num_cpus: int = Field(2, ge=1, description="CPUs of the local Ray instance started when ray_address unset")
     mlflow_tracking_uri: str | None = Field(None, description="unset means sqlite:///<state_dir>/mlflow.db")
+    mlflow_artifact_location: str | None = Field(
+        None, description="artifact root of new experiments; unset: local files, or the tracking server's own"
+    )
     experiment_name: str = "ridecast-demand"
     model_name_prefix: str = Field("ridecast-demand", description="registered model per horizon: <prefix>-h<min>")
     horizons: list[int] = Field(default_factory=lambda: [15, 30, 60])
@@ -362,8 +365,14 @@ class Settings(BaseSettings):
         return self.training.mlflow_tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
 
     @property
-    def mlflow_artifact_location(self) -> str:
-        """Artifact root of experiments this project creates (local file store by default)."""
+    def mlflow_artifact_location(self) -> str | None:
+        """Artifact root of experiments this project creates: ``training.mlflow_artifact_location``, else a local
+        file store beside a local tracking database; None for a tracking *server*, which proxies artifacts to its
+        own destination (``mlflow server --artifacts-destination s3://...``), so clients need no bucket access."""
+        if self.training.mlflow_artifact_location:
+            return self.training.mlflow_artifact_location
+        if self.mlflow_tracking_uri.startswith(("http://", "https://")):
+            return None
         return (self.state_dir / "mlartifacts").as_uri()
 
 
