@@ -249,8 +249,6 @@ _TEMPLATE_PATHS = {  # kind -> paths (lists of keys) to pod templates ({metadata
     "RayService": [["spec", "rayClusterConfig", "headGroupSpec", "template"]],
     "RayJob": [["spec", "rayClusterSpec", "headGroupSpec", "template"], ["spec", "submitterPodTemplate"]],
     "RayCluster": [["spec", "headGroupSpec", "template"]],
-    "FlinkDeployment": [["spec", "podTemplate"], ["spec", "jobManager", "podTemplate"],
-                        ["spec", "taskManager", "podTemplate"]],
 }
 _WORKER_GROUPS = {"RayService": ["spec", "rayClusterConfig"], "RayJob": ["spec", "rayClusterSpec"],
                   "RayCluster": ["spec"]}
@@ -263,9 +261,25 @@ def _dig(node: Any, path: list[str]) -> Any:
     return node
 
 
+def _merge(base: Any, overlay: Any) -> Any:
+    """The Flink operator's pod-template merge: objects key by key, lists element by element (its default;
+    the same as by name when, as here, flink-main-container comes first in both)."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        return {**base, **{k: _merge(base[k], v) if k in base else v for k, v in overlay.items()}}
+    if isinstance(base, list) and isinstance(overlay, list):
+        return [_merge(b, o) for b, o in zip(base, overlay)] + base[len(overlay):] + overlay[len(base):]
+    return overlay
+
+
 def pod_templates(doc: dict) -> list[tuple[str, dict]]:
-    """``(label, pod template)`` of every pod a resource creates, Ray worker groups included."""
+    """``(label, pod template)`` of every pod a resource creates, Ray worker groups included; a FlinkDeployment's
+    JobManager and TaskManager pods are its top-level podTemplate merged with each one's own, as the operator
+    builds them."""
     kind = doc.get("kind", "")
+    if kind == "FlinkDeployment":
+        top = _dig(doc, ["spec", "podTemplate"]) or {}
+        return [(f"{role}/podTemplate", _merge(top, _dig(doc, ["spec", role, "podTemplate"]) or {}))
+                for role in ("jobManager", "taskManager")]
     found = [("/".join(p[-2:]), t) for p in _TEMPLATE_PATHS.get(kind, []) if (t := _dig(doc, p))]
     if kind in _WORKER_GROUPS:
         for group in _dig(doc, [*_WORKER_GROUPS[kind], "workerGroupSpecs"]) or []:

@@ -116,12 +116,21 @@ def test_custom_resources_match_their_crd(renders: dict[str, list[dict]], crd_di
 
 
 def _inject_targets(doc: dict) -> list[dict]:
-    """Objects of a custom resource to put an unknown field into: its spec, and a container of each pod."""
+    """Objects of a custom resource to put an unknown field into: its spec, and the first container of every
+    pod template inside it."""
     targets = [doc["spec"]]
-    for _, template in kv.pod_templates(doc):
-        containers = (template.get("spec") or {}).get("containers") or []
-        if containers:
-            targets.append(containers[0])
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "containers" and isinstance(value, list) and value and isinstance(value[0], dict):
+                    targets.append(value[0])
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(doc["spec"])
     return targets
 
 
@@ -410,6 +419,8 @@ def test_network_policy_evaluator() -> None:
     ("feature-job", "redis", False),
     ("unrelated", "postgresql", False),
     ("unrelated", "redis", False),
+    ("other-namespace", "postgresql", False),
+    ("other-namespace", "redis", False),
 ])
 def test_network_policies_let_only_what_must_talk_talk(default_render: list[dict], source: str, target: str,
                                                        allowed: bool) -> None:
@@ -418,6 +429,8 @@ def test_network_policies_let_only_what_must_talk_talk(default_render: list[dict
     assert policies, "the chart renders no NetworkPolicy"
     if source == "unrelated":  # any other pod in the namespace, e.g. a debugging shell
         sources = [kv.Pod("unrelated", kv.NAMESPACE, (("app", "debug-shell"),))]
+    elif source == "other-namespace":  # outside the namespace's egress rules: only the target's ingress decides
+        sources = [kv.Pod("other", "default", (("app.kubernetes.io/component", "serve"),))]
     else:
         sources = _component_pods(docs, source)
     port = _service_port(docs, target)
