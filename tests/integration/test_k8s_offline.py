@@ -83,6 +83,44 @@ def test_helm_lint_strict(values: Path | None) -> None:
 
 
 @needs_chart
+def test_values_schema_rejects_a_misspelt_value(tmp_path: Path) -> None:
+    """values.schema.json must be closed: a typo in a values file fails `helm lint` instead of being ignored."""
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("catalog:\n  nmae: other\n")
+    with pytest.raises(kv.HelmError, match="nmae"):
+        kv.helm_lint(CHART, typo)
+
+
+K8S_MANIFESTS = sorted([*(ROOT / "k8s").rglob("*.yaml"), *(ROOT / "k8s").rglob("*.yml")])
+
+
+@pytest.mark.skipif(not K8S_MANIFESTS, reason="k8s/ is not in this checkout")
+def test_k8s_manifests_pass_kubernetes_validate_strict(settings: Settings) -> None:
+    """What is applied outside the chart (namespace, RBAC); kind's cluster config is read by kind, not the API."""
+    problems, seen = [], 0
+    for path in K8S_MANIFESTS:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or str(doc.get("apiVersion", "")).startswith("kind.x-k8s.io/"):
+                continue
+            seen += 1
+            problems += [f"{path.relative_to(ROOT)}: {p}"
+                         for p in kv.validate_builtin(doc, settings.validation.kubernetes_version)]
+    assert not problems, _report(problems)
+    assert seen, "k8s/ holds no Kubernetes object"
+
+
+@pytest.mark.skipif(not (ROOT / "k8s" / "kind" / "cluster.yaml").is_file(), reason="k8s/kind is not in this checkout")
+def test_kind_nodes_run_the_validated_kubernetes_minor(settings: Settings) -> None:
+    """The manifests are validated for one Kubernetes version; the kind cluster the deploy workflow creates must
+    run that minor, or the offline checks would vouch for a different API."""
+    config = yaml.safe_load((ROOT / "k8s" / "kind" / "cluster.yaml").read_text())
+    minor = ".".join(settings.validation.kubernetes_version.split(".")[:2])
+    images = [n.get("image", "") for n in config.get("nodes") or []]
+    assert images and all(re.search(rf":v{re.escape(minor)}\.\d+", i) for i in images), \
+        f"kind node images {images} do not run Kubernetes {minor} (validation.kubernetes_version)"
+
+
+@needs_chart
 def test_every_operator_resource_is_rendered(renders: dict[str, list[dict]]) -> None:
     kinds = {d["kind"] for _, d in _all_docs(renders)}
     assert CUSTOM_KINDS <= kinds, f"custom resources the architecture needs but no values file renders: " \
