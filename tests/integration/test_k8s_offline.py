@@ -31,6 +31,14 @@ CUSTOM_KINDS = {"FlinkDeployment", "RayService", "RayJob", "Kafka", "KafkaNodePo
 WORKFLOWS = sorted([*(ROOT / ".github" / "workflows").glob("*.yml"), *(ROOT / ".github" / "workflows").glob("*.yaml")])
 DOCKERFILES = sorted((ROOT / "k8s" / "images").glob("*/Dockerfile"))
 
+# the operators' API groups: their resources are checked against the CRDs, everything else is a built-in kind
+OPERATOR_GROUPS = {"flink.apache.org", "ray.io", "kafka.strimzi.io", "monitoring.coreos.com"}
+
+
+def _is_custom(doc: dict) -> bool:
+    return str(doc.get("apiVersion", "")).split("/")[0] in OPERATOR_GROUPS
+
+
 needs_chart = pytest.mark.skipif(not CHART.is_dir(), reason="charts/ridecast is not in this checkout")
 
 
@@ -57,11 +65,12 @@ def crd_dir(settings: Settings) -> Path:
 
 
 @pytest.fixture(scope="module")
-def renders(settings: Settings, crd_dir: Path) -> dict[str, list[dict]]:
-    """``helm template`` of the chart per values file (hooks included; RayJob templates inside ConfigMaps too)."""
+def renders(settings: Settings) -> dict[str, list[dict]]:
+    """``helm template`` of the chart per values file (hooks included; RayJob templates inside ConfigMaps too),
+    with the CRDs' API versions announced when there is a CRD directory."""
     if not CHART.is_dir():
         pytest.skip("charts/ridecast is not in this checkout")
-    apis = kv.crd_api_versions(crd_dir)
+    apis = kv.crd_api_versions(settings.crd_dir) if settings.crd_dir and settings.crd_dir.is_dir() else []
     return {_id(v): kv.render(CHART, v, settings.validation.kubernetes_version, apis) for v in VALUES}
 
 
@@ -128,11 +137,9 @@ def test_every_operator_resource_is_rendered(renders: dict[str, list[dict]]) -> 
 
 
 @needs_chart
-def test_builtin_kinds_pass_kubernetes_validate_strict(renders: dict[str, list[dict]], crd_dir: Path,
-                                                       settings: Settings) -> None:
+def test_builtin_kinds_pass_kubernetes_validate_strict(renders: dict[str, list[dict]], settings: Settings) -> None:
     version = settings.validation.kubernetes_version
-    schemas = kv.load_crd_schemas(crd_dir)
-    problems = [f"{name}: {p}" for name, d in _all_docs(renders) if (d["apiVersion"], d["kind"]) not in schemas
+    problems = [f"{name}: {p}" for name, d in _all_docs(renders) if not _is_custom(d)
                 for p in kv.validate_builtin(d, version)]
     assert not problems, _report(problems)
 
@@ -142,7 +149,7 @@ def test_custom_resources_match_their_crd(renders: dict[str, list[dict]], crd_di
     schemas = kv.load_crd_schemas(crd_dir)
     problems, seen = [], 0
     for name, d in _all_docs(renders):
-        if d["kind"] in CUSTOM_KINDS:
+        if _is_custom(d):
             key = (d["apiVersion"], d["kind"])
             if key not in schemas:
                 problems.append(f"{name}: {d['kind']} {d['apiVersion']}: no CRD in {crd_dir} serves this version")
@@ -179,7 +186,7 @@ def test_an_unknown_field_in_a_custom_resource_is_caught(renders: dict[str, list
     schemas = kv.load_crd_schemas(crd_dir)
     checked = 0
     for _, d in _all_docs(renders):
-        if d["kind"] not in CUSTOM_KINDS or (d["apiVersion"], d["kind"]) not in schemas:
+        if not _is_custom(d) or (d["apiVersion"], d["kind"]) not in schemas:
             continue
         for i in range(len(_inject_targets(d))):
             bad = copy.deepcopy(d)
@@ -530,3 +537,13 @@ def test_every_component_sees_the_same_catalog_warehouse_and_kafka(renders: dict
             values = {v for group in needed for v in seen[group][key]}
             assert len(values) == 1, f"{name}: components disagree on {key}: " + \
                 ", ".join(f"{g}={seen[g][key]}" for g in needed)
+
+
+def test_the_pinned_tools_are_installed(settings: Settings) -> None:
+    """bootstrap's helm and kubectl are the pinned ones (npm lock), kubectl of the validated Kubernetes minor."""
+    helm = subprocess.run([kv.tool("helm"), "version", "--short"], capture_output=True, text=True, check=True)
+    assert helm.stdout.startswith("v3.18.0"), helm.stdout
+    kubectl = subprocess.run([kv.tool("kubectl"), "version", "--client", "-o", "json"], capture_output=True,
+                             text=True, check=True)
+    minor = settings.validation.kubernetes_version.split(".")[1]
+    assert yaml.safe_load(kubectl.stdout)["clientVersion"]["minor"] == minor, kubectl.stdout
