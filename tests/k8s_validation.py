@@ -35,6 +35,7 @@ from ridecast.config import repo_root
 __all__ = [
     "CHART",
     "CheckovError",
+    "CheckovResult",
     "HelmError",
     "Pod",
     "Policy",
@@ -465,10 +466,16 @@ def can_reach(src: Pod, dst: Pod, port: int, policies: list[Policy]) -> bool:
 
 # --------------------------------------------------------------------------------------------- checkov
 
-def checkov(target: Path, framework: str, config: Path = ROOT / ".checkov.yaml") -> tuple[list[dict], str]:
-    """checkov over one directory or file for one framework, offline; returns (failed checks, raw output).
+@dataclass
+class CheckovResult:
+    failed: list[dict]  # each with check_id, check_name, file_path, resource
+    checks_run: int  # passed + failed: 0 means checkov found nothing to scan
+    parsing_errors: int  # files checkov could not read (and so did not check)
+    raw: str
 
-    Failures are dicts with check_id, check_name, file_path, resource; skips come from the one config file."""
+
+def checkov(target: Path, framework: str, config: Path = ROOT / ".checkov.yaml") -> CheckovResult:
+    """checkov over one directory or file for one framework, offline; skips come from the one config file."""
     args: list[str | Path] = [tool("checkov"), "--framework", framework, "--skip-download", "--quiet",
                               "--compact", "-o", "json", "--config-file", config]
     args += ["-f", target] if target.is_file() else ["-d", target]
@@ -478,9 +485,15 @@ def checkov(target: Path, framework: str, config: Path = ROOT / ".checkov.yaml")
     if out.returncode not in (0, 1):
         raise CheckovError(f"checkov crashed on {target} ({framework}):\n{out.stderr[-4000:]}")
     text = out.stdout.strip()
-    if not text:
-        return [], out.stderr
-    data = json.loads(text)
-    reports = data if isinstance(data, list) else [data]
-    failed = [c for r in reports if isinstance(r, dict) for c in (r.get("results") or {}).get("failed_checks", [])]
-    return failed, text
+    try:
+        data = json.loads(text) if text else []
+    except json.JSONDecodeError as e:
+        raise CheckovError(f"checkov printed no JSON for {target} ({framework}): {text[:2000]}") from e
+    reports = [r for r in (data if isinstance(data, list) else [data]) if isinstance(r, dict) and "results" in r]
+    summaries = [r.get("summary") or {} for r in reports]
+    return CheckovResult(
+        failed=[c for r in reports for c in r["results"].get("failed_checks", [])],
+        checks_run=sum(s.get("passed", 0) + s.get("failed", 0) for s in summaries),
+        parsing_errors=sum(s.get("parsing_errors", 0) for s in summaries),
+        raw=text,
+    )

@@ -220,9 +220,13 @@ def rendered_dir(renders: dict[str, list[dict]], tmp_path_factory: pytest.TempPa
     return out
 
 
-def _format_findings(failed: list[dict]) -> str:
-    lines = sorted({f"{c['check_id']} {c['file_path']} {c['resource']}: {c['check_name']}" for c in failed})
-    return f"{len(lines)} checkov finding(s) (fix, or skip in .checkov.yaml with a reason):\n" + "\n".join(lines)
+def _assert_clean(result: kv.CheckovResult, target: Path) -> None:
+    assert result.checks_run > 0, f"checkov ran no check on {target}: nothing it could read"
+    assert result.parsing_errors == 0, f"checkov could not parse {result.parsing_errors} file(s) of {target}"
+    if result.failed:
+        lines = sorted({f"{c['check_id']} {c['file_path']} {c['resource']}: {c['check_name']}" for c in result.failed})
+        pytest.fail(f"{len(lines)} checkov finding(s) (fix, or skip in .checkov.yaml with a reason):\n"
+                    + "\n".join(lines), pytrace=False)
 
 
 @pytest.mark.parametrize(("framework", "target"), [(fw, p) for _, fw, p in _checkov_targets()],
@@ -230,16 +234,12 @@ def _format_findings(failed: list[dict]) -> str:
 def test_checkov(framework: str, target: Path) -> None:
     if not target.exists():
         pytest.skip(f"{target.relative_to(ROOT)} is not in this checkout")
-    failed, _ = kv.checkov(target, framework)
-    if failed:
-        pytest.fail(_format_findings(failed), pytrace=False)
+    _assert_clean(kv.checkov(target, framework), target)
 
 
 @needs_chart
 def test_checkov_rendered_manifests(rendered_dir: Path) -> None:
-    failed, _ = kv.checkov(rendered_dir, "kubernetes")
-    if failed:
-        pytest.fail(_format_findings(failed), pytrace=False)
+    _assert_clean(kv.checkov(rendered_dir, "kubernetes"), rendered_dir)
 
 
 def test_every_checkov_skip_has_a_reason() -> None:
