@@ -64,6 +64,8 @@ ROOT = repo_root()
 CHART = ROOT / "charts" / "ridecast"
 RELEASE = "ridecast"
 NAMESPACE = "ridecast"
+# libyaml's parser where PyYAML has it: the operators' CRD files are several MB of YAML
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BOOTSTRAP_FIX = "run `bash scripts/bootstrap.sh` (it installs the offline Kubernetes validation tools)"
 
 
@@ -138,7 +140,7 @@ def render(chart: Path, values: Path | None, kube_version: str, api_versions: It
     out = _run(args)
     if out.returncode:
         raise HelmError(f"helm template {chart} {values or ''}:\n{out.stderr}")
-    return with_embedded([d for d in yaml.safe_load_all(out.stdout) if d])
+    return with_embedded([d for d in yaml.load_all(out.stdout, Loader=_LOADER) if d])
 
 
 def with_embedded(docs: list[dict]) -> list[dict]:
@@ -151,7 +153,7 @@ def with_embedded(docs: list[dict]) -> list[dict]:
         for key, text in (doc.get("data") or {}).items():
             if not key.endswith((".yaml", ".yml")):
                 continue
-            for inner in yaml.safe_load_all(text):
+            for inner in yaml.load_all(text, Loader=_LOADER):
                 if isinstance(inner, dict) and "apiVersion" in inner and "kind" in inner:
                     inner.setdefault("metadata", {}).setdefault("name", inner["metadata"].get("generateName", key))
                     inner["metadata"].setdefault("annotations", {})["ridecast.io/embedded-in"] = (
@@ -190,7 +192,7 @@ def load_crd_schemas(crd_dir: Path) -> dict[tuple[str, str], dict]:
     schemas: dict[tuple[str, str], dict] = {}
     files = sorted([*crd_dir.glob("*.yaml"), *crd_dir.glob("*.yml")])
     for path in files:
-        for doc in yaml.safe_load_all(path.read_text()):
+        for doc in yaml.load_all(path.read_text(), Loader=_LOADER):
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
             spec = doc["spec"]

@@ -459,13 +459,33 @@ def test_network_policy_evaluator() -> None:
 
 @needs_chart
 @pytest.mark.parametrize(("source", "target", "allowed"), [
-    ("serve", "redis", True),
-    ("serve", "postgresql", True),
+    # who must talk (the architecture's data paths)
+    ("serve", "redis", True),  # online feature store
+    ("serve", "postgresql", True),  # Iceberg catalog (history, bootstrap of the store)
+    ("serve", "minio", True),  # the warehouse's files
+    ("serve", "mlflow", True),  # which model is champion
+    ("feature-job", "postgresql", True),
+    ("feature-job", "minio", True),  # Iceberg data files, checkpoints and savepoints
+    ("train", "postgresql", True),
+    ("train", "minio", True),
+    ("train", "mlflow", True),
+    ("trino-coordinator", "postgresql", True),
+    ("trino-coordinator", "trino-worker", True),
+    ("trino-worker", "trino-coordinator", True),
+    ("trino-worker", "minio", True),
+    ("mlflow", "postgresql", True),
+    ("forecast", "postgresql", True),
+    ("forecast", "mlflow", True),
+    ("maintain", "postgresql", True),
+    # who must not
     ("feature-job", "redis", False),
     ("unrelated", "postgresql", False),
     ("unrelated", "redis", False),
+    ("unrelated", "minio", False),
     ("other-namespace", "postgresql", False),
     ("other-namespace", "redis", False),
+    ("other-namespace", "minio", False),
+    ("other-namespace", "mlflow", False),
 ])
 def test_network_policies_let_only_what_must_talk_talk(default_render: list[dict], source: str, target: str,
                                                        allowed: bool) -> None:
