@@ -272,11 +272,22 @@ def test_terraform_fmt() -> None:
 needs_workflows = pytest.mark.skipif(not WORKFLOWS, reason=".github/workflows is not in this checkout")
 
 
+def _workflow_schema(files: list[Path]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
+                           *map(str, files)], cwd=ROOT, capture_output=True, text=True)
+
+
 @needs_workflows
 def test_workflows_match_the_github_schema() -> None:
-    out = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
-                          *map(str, WORKFLOWS)], cwd=ROOT, capture_output=True, text=True)
+    out = _workflow_schema(WORKFLOWS)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_workflow_schema_rejects_a_misspelt_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\njobs:\n  a:\n    runs_on: ubuntu-latest\n    steps:\n      - run: echo hi\n")
+    out = _workflow_schema([bad])
+    assert out.returncode == 1 and "runs_on" in out.stdout, out.stdout + out.stderr
 
 
 def _actionlint(files: list[Path]) -> subprocess.CompletedProcess:
