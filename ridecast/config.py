@@ -20,6 +20,7 @@ __all__ = [
     "CatalogSettings",
     "ClusterSettings",
     "FlinkSettings",
+    "K8sValidationSettings",
     "KafkaSettings",
     "ServingSettings",
     "ScheduleSettings",
@@ -278,6 +279,17 @@ class ClusterSettings(BaseModel):
     kafka: str | None = Field("ridecast", description="the Strimzi Kafka cluster")
 
 
+class K8sValidationSettings(BaseModel):
+    """Offline validation of the Helm chart and manifests (tests/k8s_validation.py; no API server runs here)."""
+
+    crd_dir: Path | None = Field(
+        None,
+        description="CRD YAML files of the operators (Flink, KubeRay, Strimzi, Prometheus); unset: the first "
+        "shared/crds beside the checkout or one of its parent folders",
+    )
+    kubernetes_version: str = Field("1.33.0", description="built-in kinds are validated against this version")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RIDECAST_", env_nested_delimiter="__", extra="ignore")
 
@@ -291,6 +303,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    validation: K8sValidationSettings = Field(default_factory=K8sValidationSettings)
     zones_file: Path | None = Field(None, description="zone list CSV; default Singapore's 55 planning areas")
 
     @classmethod
@@ -354,6 +367,14 @@ class Settings(BaseSettings):
         """Where clients reach the HTTP service (the CLI's `ridecast forecast`, the demo, tests)."""
         host = "127.0.0.1" if self.serving.host in ("0.0.0.0", "::") else self.serving.host
         return f"http://{host}:{self.serving.port}"
+
+    @property
+    def crd_dir(self) -> Path | None:
+        """The CRD directory: the setting, else ``shared/crds`` beside the checkout (../shared/crds), searched
+        upwards so a git worktree nested one level deeper finds the same folder; None when there is none."""
+        if self.validation.crd_dir is not None:
+            return self.validation.crd_dir
+        return next((p / "shared" / "crds" for p in repo_root().parents if (p / "shared" / "crds").is_dir()), None)
 
     @property
     def ml_dir(self) -> Path:
