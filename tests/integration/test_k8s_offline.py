@@ -578,3 +578,27 @@ def test_the_pinned_tools_are_installed(settings: Settings) -> None:
                              text=True, check=True)
     minor = settings.validation.kubernetes_version.split(".")[1]
     assert yaml.safe_load(kubectl.stdout)["clientVersion"]["minor"] == minor, kubectl.stdout
+
+
+# Only the pods that call the Kubernetes API get a token: the retrain CronJob (it creates RayJobs) and the Flink
+# pods (native mode: the JobManager creates TaskManager pods). This is what lets .checkov.yaml skip CKV_K8S_38
+# globally without hiding a new pod that mounts a token it does not need.
+TOKEN_USERS = {("CronJob", "retrain"), ("FlinkDeployment", "feature-job")}
+
+
+@needs_chart
+def test_only_api_callers_mount_a_service_account_token(renders: dict[str, list[dict]]) -> None:
+    problems = []
+    for name, docs in renders.items():
+        sa_mounts = {d["metadata"]["name"]: d.get("automountServiceAccountToken", True)
+                     for d in docs if d.get("kind") == "ServiceAccount"}
+        for doc in docs:
+            templates = [("pod", {"spec": doc.get("spec") or {}})] if doc.get("kind") == "Pod" else kv.pod_templates(doc)
+            component = ((doc.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/component", "")
+            for label, template in templates:
+                spec = template.get("spec") or {}
+                mounted = spec.get("automountServiceAccountToken",
+                                   sa_mounts.get(spec.get("serviceAccountName", "default"), True))
+                if mounted and (doc.get("kind"), component) not in TOKEN_USERS:
+                    problems.append(f"{name}: {doc.get('kind')}/{doc['metadata']['name']}/{label} mounts a token")
+    assert not problems, _report(problems)
