@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from serve import _telemetry
-from serve._errors import OnlineStoreError, UnknownZoneError
+from serve._errors import NoFeaturesError, OnlineStoreError, UnknownZoneError
 from serve._history import _utc, zone_history
 from serve._lookup import FeatureLookup, OnlineFeatures
 from serve._models import LoadedModel, ModelSet
@@ -42,6 +42,7 @@ Source = Literal["model", "seasonal_naive"]
 
 
 log = logging.getLogger(__name__)
+_EMPTY = "the online store holds no features yet (is the feature feed running?)"
 
 
 class UnknownHorizonError(ValueError):
@@ -208,8 +209,8 @@ class ForecastService:
                     continue
                 if req.zones is not None:
                     unknown = self._unknown_zones(req.zones)
-                    if unknown:
-                        slots[i] = UnknownZoneError(unknown)
+                    if unknown:  # an empty store knows no zone: that is "no features yet", not a bad zone
+                        slots[i] = UnknownZoneError(unknown) if self._known else NoFeaturesError(_EMPTY)
                         continue
                 for h in req.horizons:
                     if req.zones is None or wanted.get(h, set()) is None:
@@ -318,7 +319,7 @@ class ForecastService:
         try:
             _since, wm = self.store.bounds()
             if wm is None:
-                reasons.append("the online store holds no features yet (is the feature feed running?)")
+                reasons.append(_EMPTY)
             else:
                 feature_time = pd.Timestamp(wm, unit="ms", tz="UTC")
         except OnlineStoreError as exc:
