@@ -126,6 +126,11 @@ class ModelSet:
                 name = model_name(self.settings, h)
                 try:
                     version = self._champion_version(name)
+                except Exception as exc:  # noqa: BLE001 - MLflow unreachable: the other horizons would wait too
+                    errors.append(f"{name}: {_one_line(exc)}")
+                    self._client = None  # a fresh client next poll (a SQLite file that reappears needs one)
+                    break
+                try:
                     if version is None:
                         if h in current:
                             log.warning("%s has no champion alias any more; keeping version %s", name,
@@ -136,10 +141,8 @@ class ModelSet:
                         continue
                     new[h] = self._load(h, name, version)
                     changed[h] = (None if old is None else old.version, version)
-                except Exception as exc:  # noqa: BLE001 - any MLflow failure: keep serving what is loaded
-                    errors.append(f"{name}: {_one_line(exc)}")
-                    if self._client is not None and "sqlite" in self.uri:
-                        self._client = None  # a SQLite file that reappears needs a new engine
+                except Exception as exc:  # noqa: BLE001 - this version does not load: keep serving the loaded one
+                    errors.append(f"{name} version {version}: {_one_line(exc)}")
             if changed:
                 self._models = new  # one reference swap: a request holding the old LoadedModel keeps it
                 for h, (old_v, new_v) in changed.items():

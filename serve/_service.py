@@ -221,6 +221,9 @@ class ForecastService:
             return [s if s is not None else exc for s in slots]
         answers: dict[int, dict[str, Forecast] | OnlineStoreError] = {}
         for h, zones in wanted.items():
+            if zones is not None and not zones:  # only requests with an empty zone list: nothing to read
+                answers[h] = {}
+                continue
             try:
                 answers[h] = self._forecast_horizon(h, None if zones is None else sorted(zones), now)
             except OnlineStoreError as exc:  # empty store, a zone that vanished, Redis down

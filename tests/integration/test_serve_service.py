@@ -390,3 +390,54 @@ def test_history_has_actuals_and_past_forecasts(registry):
             svc.history("NOWHERE", 6)
     finally:
         svc.close()
+
+
+# --- the feed keeps an in-process store fresh -----------------------------------------------------------------
+
+
+def test_the_feed_thread_brings_newer_windows_and_forecasts_follow(registry, request, tmp_path):
+    """Memory backend, ``run_feed`` by default: the lake bootstrap ends at NOW, the topic then carries the next
+    half hour's windows (with repeats), and forecasts move to the new cut-off, still equal to training rows."""
+    from kafka import KafkaProducer
+
+    from ridecast.stack.broker import ensure_topics
+    from tests.lake_fixtures import events_frame, gold_windows, online_message
+    from training.dataset import lake_from_frames
+
+    base, champion, _ = registry
+    s = _settings(base, "memory", request)
+    s.serving.run_feed = None  # the default: a memory store runs its own feed
+    s.kafka.bootstrap_servers = request.getfixturevalue("broker")
+    s.kafka.features_topic = f"zone-features-{uuid.uuid4().hex[:8]}"
+    ensure_topics(s)
+    later = NOW + pd.Timedelta(minutes=30)
+    silver = events_frame(synthetic_events(ZONES, "2025-03-03", 10, seed=11, base_per_hour=30))
+    silver = silver[silver["event_time"] < later].reset_index(drop=True)
+    gold = gold_windows(silver, s.flink.window_minutes, s.flink.slide_minutes)
+    gold = gold[gold["window_end"] <= later]
+    fresh = gold[gold["window_end"] > NOW].sort_values("window_end", kind="stable")
+    svc = ForecastService(s)
+    svc.start()
+    try:
+        assert svc.runs_feed and svc.readiness().feature_time == NOW
+        producer = KafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers, acks="all")
+        msgs = [online_message(r) for _, r in fresh.iterrows()]
+        for m in msgs + msgs[:20]:  # at-least-once: repeats are absorbed by the store's key
+            producer.send(s.kafka.features_topic, m)
+        producer.flush()
+        producer.close()
+        deadline = time.monotonic() + 120
+        while svc.readiness().feature_time != later:
+            assert time.monotonic() < deadline, f"the feed did not bring {later}: {svc.readiness()}"
+            time.sleep(0.2)
+        got = svc.forecast(ZONES, [60], now=later + pd.Timedelta(seconds=30))
+        lake = lake_from_frames(silver, gold, slide_minutes=s.flink.slide_minutes)
+        rows = build_frame(lake, pd.DatetimeIndex([later]), 60, s, with_label=False).set_index("zone")
+        bst = svc.models.get(60).booster
+        want = np.clip(bst.inplace_predict(rows.loc[ZONES, list(bst.feature_names)].to_numpy(np.float32)), 0, None)
+        assert all(f.feature_time == later and f.source == "model" for f in got)
+        np.testing.assert_allclose([f.predicted_requests for f in got], want, rtol=1e-6)
+        assert svc.feed_error is None
+    finally:
+        svc.close()
+    assert not any(t.is_alive() for t in threading.enumerate() if t.name.startswith("ridecast-"))
