@@ -48,12 +48,10 @@ _EMPTY = "the online store holds no features yet (is the feature feed running?)"
 class UnknownHorizonError(ValueError):
     """A horizon that no model is trained for (``training.horizons``): a 422, naming the valid ones."""
 
-    def __init__(self, horizons: list[int], valid: list[int]) -> None:
-        self.horizons, self.valid = horizons, valid
-        super().__init__(
-            f"unknown horizon(s): {', '.join(map(str, horizons))} minutes; models exist for "
-            f"{', '.join(map(str, valid))}"
-        )
+    def __init__(self, horizons: Sequence[int], valid: Sequence[int] = ()) -> None:
+        self.horizons, self.valid = list(horizons), list(valid)
+        known = f"; models exist for {', '.join(map(str, valid))}" if valid else ""
+        super().__init__(f"unknown horizon(s): {', '.join(map(str, horizons))} minutes{known}")
 
 
 @dataclass(frozen=True)
