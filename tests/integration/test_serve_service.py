@@ -40,7 +40,7 @@ from tests.lake_fixtures import synthetic_events, write_lake
 from training.backtest import run_backtest_and_fit
 from training.dataset import build_frame, load_lake
 from training.forecast import forecast_batch
-from training.registry import CHAMPION, load_champion, model_name, register_run
+from training.registry import CHAMPION, configure_mlflow, load_champion, model_name, register_run
 
 pytestmark = pytest.mark.integration
 
@@ -441,3 +441,38 @@ def test_the_feed_thread_brings_newer_windows_and_forecasts_follow(registry, req
     finally:
         svc.close()
     assert not any(t.is_alive() for t in threading.enumerate() if t.name.startswith("ridecast-"))
+
+
+def test_a_model_with_its_own_feature_order_gets_its_columns_by_name(registry, request, tmp_path):
+    """A champion trained on a subset of the features, in another order (an ablation, an older feature list):
+    the service hands it its columns by name, never by position."""
+    import mlflow
+    import mlflow.xgboost
+    import xgboost as xgb
+
+    from training.dataset import cutoff_grid
+
+    base, _, _ = registry
+    s = _settings(base, "memory", request)
+    s.training.mlflow_tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    lake = load_lake(s)
+    frame = build_frame(lake, cutoff_grid(lake, s, 60), 60, s).dropna(subset=["y"])
+    feats = ["recent_h", "lag_7d", "w15_requests_lag0", "hour_of_week"]  # not the definition's order
+    bst = xgb.train({"max_depth": 3, "eta": 0.3, "seed": 0}, xgb.DMatrix(frame[feats], frame["y"]), 20)
+    assert list(bst.feature_names) == feats
+    configure_mlflow(s)  # this registry, its experiment
+    with mlflow.start_run():
+        info = mlflow.xgboost.log_model(bst, name="m", registered_model_name=model_name(s, 60))
+    MlflowClient(s.mlflow_tracking_uri).set_registered_model_alias(
+        model_name(s, 60), CHAMPION, str(info.registered_model_version)
+    )
+    svc = _service(s)
+    try:
+        assert svc.models.get(60).feature_names == tuple(feats)
+        got = svc.forecast(ZONES, [60], now=_fresh(svc))
+        rows = _training_rows(s, NOW, 60)
+        want = np.clip(bst.inplace_predict(rows.loc[ZONES, feats].to_numpy(np.float32)), 0, None)
+        assert all(f.source == "model" for f in got)
+        np.testing.assert_allclose([f.predicted_requests for f in got], want, rtol=1e-6)
+    finally:
+        _close(svc)
