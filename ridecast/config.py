@@ -163,6 +163,10 @@ class ServingSettings(BaseModel):
     max_zones_per_request: int = Field(500, ge=1, description="zones x horizons of one batch request, at most")
     max_history_hours: int = Field(24 * 14, ge=1, description="longest zone history one request may ask for")
     model_poll_s: float = Field(10.0, gt=0, description="how often a replica asks MLflow where `champion` points")
+    mlflow_max_retries: int = Field(
+        1, ge=0, description="MLflow HTTP retries per poll (its default backoff would stall a poll for minutes)"
+    )
+    mlflow_timeout_s: float = Field(5.0, ge=1, description="MLflow HTTP timeout per request of a poll")
     run_feed: bool | None = Field(
         None,
         description="each replica runs its own feed (default: yes for memory, no for redis, where one feed writes)",
