@@ -11,25 +11,22 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
-import uvicorn
 from opentelemetry import trace
 from pydantic import SecretStr
 
 from ridecast.config import Settings
-from ridecast.stack.process import free_port
 from serve import _telemetry as telemetry
 from serve._api import create_app
 from serve._errors import NoFeaturesError, StoreUnavailableError, UnknownZoneError
 from serve._history import ZoneHistory
 from serve._service import Forecast, ForecastRequest, Readiness
+from tests.served import Served
 
 ZONES = ["ANG_MO_KIO", "BEDOK", "ORCHARD", "TAMPINES"]
 NOW = pd.Timestamp("2026-01-05T05:00:00Z")
@@ -95,30 +92,6 @@ class TableBackend:
             "model_version": [float("nan")],  # a seasonal-naive row: no model
         })
         return ZoneHistory(zone, NOW - pd.Timedelta(hours=hours), NOW, actuals, forecasts)
-
-
-class Served:
-    """uvicorn serving ``app`` on a free 127.0.0.1 port in a thread."""
-
-    def __init__(self, app) -> None:
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> httpx.Client:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
-        return self.client
-
-    def __exit__(self, *exc) -> None:
-        self.client.close()
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 @pytest.fixture(scope="module")
