@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from pydantic import SecretStr
 
 from ridecast.config import Settings
 from serve import _telemetry as telemetry
-from serve._api import create_app
+from serve._api import DirectBackend, create_app
 from serve._errors import NoFeaturesError, StoreUnavailableError, UnknownZoneError
 from serve._history import ZoneHistory
 from serve._service import Forecast, ForecastRequest, Readiness
@@ -385,3 +386,38 @@ def test_batch_span_links_each_request_instead_of_adopting_one(api_settings):
     assert linked == {f"0x{c.span_id:016x}" for c in contexts}
     inner = [s for s in spans if s["name"] == "inference" and s["parent_id"] == batch["context"]["span_id"]]
     assert len(inner) == 1
+
+
+class SyncService:
+    """The synchronous surface of ``ForecastService`` that :class:`DirectBackend` calls (the real one is in
+    tests/integration/test_serve_http.py): a failed request comes back as the exception in its slot."""
+
+    def __init__(self, inner: TableBackend) -> None:
+        self.inner, self.threads = inner, []
+
+    def forecast_many(self, requests, now=None):
+        import asyncio
+
+        self.threads.append(threading.current_thread().name)
+        out = []
+        for r in requests:
+            try:
+                out.append(asyncio.run(self.inner.forecast(r)))
+            except Exception as exc:  # the batch contract: one request's failure is its slot, not the batch's
+                out.append(exc)
+        return out
+
+
+def test_direct_backend_runs_the_service_off_the_loop_inside_the_request_trace(api_settings, backend, ok):
+    service = SyncService(backend)
+    app = create_app(api_settings)
+    app.state.backend = DirectBackend(service)
+    backend.seen.clear()
+    with Served(app) as c:
+        assert c.get("/v1/forecast/BEDOK", params={"horizon": 60}).status_code == 200
+        _error(c.get("/v1/forecast/ATLANTIS"), 404, "unknown_zone")  # the slot's exception, raised
+    assert service.threads and threading.main_thread().name not in service.threads
+    trace_id = f"0x{backend.seen[0][1]:032x}"
+    spans = [s for s in _spans(api_settings.trace_file) if s["context"]["trace_id"] == trace_id]
+    root = next(s for s in spans if s["parent_id"] is None)
+    assert {s["name"] for s in spans if s["parent_id"] == root["context"]["span_id"]} == {"feature_lookup", "inference"}
