@@ -41,6 +41,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
+from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -369,6 +370,8 @@ class _Guard:
         start = time.perf_counter()
         request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        # the ingress span is current here (the instrumentation wraps the whole stack): a logged 500 finds its trace
+        trace.get_current_span().set_attribute("ridecast.request_id", request_id)
         status = {"code": 500, "started": False}
 
         async def send_wrapper(message) -> None:

@@ -356,7 +356,8 @@ def _spans(path: Path) -> list[dict]:
 
 def test_one_trace_per_request_ingress_then_lookup_and_inference(client, backend, ok, api_settings):
     backend.seen.clear()
-    assert client.get("/v1/forecast/ORCHARD", params={"horizon": 30}).status_code == 200
+    r = client.get("/v1/forecast/ORCHARD", params={"horizon": 30})
+    assert r.status_code == 200
     trace_id = f"0x{backend.seen[-1][1]:032x}"
     spans = [s for s in _spans(api_settings.trace_file) if s["context"]["trace_id"] == trace_id]
     by_name = {s["name"]: s for s in spans}
@@ -364,6 +365,7 @@ def test_one_trace_per_request_ingress_then_lookup_and_inference(client, backend
     root = by_name["GET /v1/forecast/{zone}"]
     assert root["parent_id"] is None and root["kind"] == "SpanKind.SERVER"
     assert root["resource"]["attributes"]["service.name"] == "ridecast-serve-test"
+    assert root["attributes"]["ridecast.request_id"] == r.headers["x-request-id"]  # a logged id finds its trace
     for child in ("feature_lookup", "inference"):
         assert by_name[child]["parent_id"] == root["context"]["span_id"], child
     assert by_name["feature_lookup"]["attributes"]["zones"] == 1
