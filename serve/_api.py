@@ -485,11 +485,8 @@ def create_app(
         if asked is None:
             return horizons
         unknown = [h for h in dict.fromkeys(asked) if h not in horizons]
-        if unknown:
-            raise UnknownHorizonError(
-                f"unknown horizon(s) {', '.join(map(str, unknown))}: models are trained for "
-                f"{', '.join(map(str, horizons))} minutes (training.horizons)"
-            )
+        if unknown:  # checked here too, before any backend work: the same error the service raises
+            raise UnknownHorizonError(unknown, list(horizons))
         return tuple(dict.fromkeys(asked))
 
     async def answer(b: ServingBackend, zones: tuple[str, ...] | None, hs: tuple[int, ...]) -> ForecastsOut:
