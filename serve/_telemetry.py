@@ -39,6 +39,7 @@ import socket
 import sys
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
@@ -50,7 +51,9 @@ if TYPE_CHECKING:
 __all__ = [
     "MULTIPROC_ENV",
     "batch_span",
+    "Configured",
     "configure",
+    "configured",
     "count_error",
     "count_forecasts",
     "flush",
@@ -77,6 +80,23 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 _lock = threading.Lock()
 _provider: Any = None  # the SDK TracerProvider this process configured
 _metrics: "_Metrics | None" = None
+
+
+@dataclass(frozen=True)
+class Configured:
+    """Where this process's telemetry goes (chosen by its first :func:`configure`)."""
+
+    service_name: str
+    trace_file: Path | None  # None: spans go to otlp_endpoint
+    otlp_endpoint: str | None
+    metrics_dir: Path | None  # None: single-process metrics (prometheus_client was imported too early)
+
+
+_configured: Configured | None = None
+
+
+def configured() -> Configured | None:
+    return _configured
 
 
 class _Metrics:
@@ -164,7 +184,7 @@ def _span_exporter(settings: "Settings"):
 
 def configure(settings: "Settings", service_name: str = "ridecast-serve") -> None:
     """Set up traces and metrics for this process (idempotent: later calls keep the first destination)."""
-    global _provider, _metrics
+    global _provider, _metrics, _configured
     with _lock:
         if _metrics is None:
             _metrics = _Metrics(_multiprocess_dir(settings))
@@ -183,6 +203,8 @@ def configure(settings: "Settings", service_name: str = "ridecast-serve") -> Non
         provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
         _provider = provider
+        otlp = settings.serving.otlp_endpoint
+        _configured = Configured(service_name, None if otlp else settings.trace_file, otlp, _metrics.multiprocess_dir)
         log.info("traces: %s; metrics: %s", where, _metrics.multiprocess_dir or "this process only")
 
 

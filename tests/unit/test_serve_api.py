@@ -9,6 +9,7 @@ API key, the OpenAPI document, metrics and traces are checked without a lake or 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -100,7 +101,9 @@ def api_settings(tmp_path_factory) -> Settings:
     home = tmp_path_factory.mktemp("serve-api")
     s = Settings(home=home, serving={"trace_file": home / "traces.jsonl", "metrics_dir": home / "metrics"})
     telemetry.reset_metrics_dir(s)
-    telemetry.configure(s, service_name="ridecast-serve-test")  # process-wide: the first configure chooses
+    # process-wide: the first configure of the session chooses (another module's may have run first), so the
+    # tests read the destinations from telemetry.configured(), not from these settings
+    telemetry.configure(s, service_name="ridecast-serve-test")
     return s
 
 
@@ -334,10 +337,11 @@ def test_metrics_expose_every_name_and_merge_other_processes(client, ok, api_set
     # another process on the same metrics dir (a second replica) counts an error of its own
     other = (
         "from ridecast.config import Settings; from serve import _telemetry as t; "
-        f"t.configure(Settings(serving={{'metrics_dir': {str(api_settings.metrics_dir)!r}, "
+        f"t.configure(Settings(serving={{'metrics_dir': {str(telemetry.configured().metrics_dir)!r}, "
         f"'trace_file': {str(api_settings.trace_file)!r}}})); t.count_error('seen_by_the_other_replica')"
     )
-    subprocess.run([sys.executable, "-c", other], check=True, cwd=Path(__file__).parents[2])
+    env = {k: v for k, v in os.environ.items() if k != telemetry.MULTIPROC_ENV}  # configure sets it from settings
+    subprocess.run([sys.executable, "-c", other], check=True, cwd=Path(__file__).parents[2], env=env)
 
     text = client.get("/metrics").text
     for name in METRIC_NAMES:
@@ -349,8 +353,9 @@ def test_metrics_expose_every_name_and_merge_other_processes(client, ok, api_set
     assert 'ridecast_feature_age_seconds{horizon="60"} 12.5' in text
 
 
-def _spans(path: Path) -> list[dict]:
+def _spans() -> list[dict]:
     assert telemetry.flush()
+    path = telemetry.configured().trace_file
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -359,12 +364,12 @@ def test_one_trace_per_request_ingress_then_lookup_and_inference(client, backend
     r = client.get("/v1/forecast/ORCHARD", params={"horizon": 30})
     assert r.status_code == 200
     trace_id = f"0x{backend.seen[-1][1]:032x}"
-    spans = [s for s in _spans(api_settings.trace_file) if s["context"]["trace_id"] == trace_id]
+    spans = [s for s in _spans() if s["context"]["trace_id"] == trace_id]
     by_name = {s["name"]: s for s in spans}
     assert set(by_name) == {"GET /v1/forecast/{zone}", "feature_lookup", "inference"}, by_name.keys()
     root = by_name["GET /v1/forecast/{zone}"]
     assert root["parent_id"] is None and root["kind"] == "SpanKind.SERVER"
-    assert root["resource"]["attributes"]["service.name"] == "ridecast-serve-test"
+    assert root["resource"]["attributes"]["service.name"] == telemetry.configured().service_name
     assert root["attributes"]["ridecast.request_id"] == r.headers["x-request-id"]  # a logged id finds its trace
     for child in ("feature_lookup", "inference"):
         assert by_name[child]["parent_id"] == root["context"]["span_id"], child
@@ -381,7 +386,7 @@ def test_batch_span_links_each_request_instead_of_adopting_one(api_settings):
         with telemetry.batch_span("inference_batch", contexts):
             with telemetry.span("inference"):
                 pass
-    spans = _spans(api_settings.trace_file)
+    spans = _spans()
     batch = [s for s in spans if s["name"] == "inference_batch"][-1]
     assert batch["parent_id"] is None and batch["attributes"]["batch.size"] == 2
     linked = {link["context"]["span_id"] for link in batch["links"]}
@@ -420,6 +425,6 @@ def test_direct_backend_runs_the_service_off_the_loop_inside_the_request_trace(a
         _error(c.get("/v1/forecast/ATLANTIS"), 404, "unknown_zone")  # the slot's exception, raised
     assert service.threads and threading.main_thread().name not in service.threads
     trace_id = f"0x{backend.seen[0][1]:032x}"
-    spans = [s for s in _spans(api_settings.trace_file) if s["context"]["trace_id"] == trace_id]
+    spans = [s for s in _spans() if s["context"]["trace_id"] == trace_id]
     root = next(s for s in spans if s["parent_id"] is None)
     assert {s["name"] for s in spans if s["parent_id"] == root["context"]["span_id"]} == {"feature_lookup", "inference"}
