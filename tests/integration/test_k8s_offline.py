@@ -593,7 +593,8 @@ def test_only_api_callers_mount_a_service_account_token(renders: dict[str, list[
         sa_mounts = {d["metadata"]["name"]: d.get("automountServiceAccountToken", True)
                      for d in docs if d.get("kind") == "ServiceAccount"}
         for doc in docs:
-            templates = [("pod", {"spec": doc.get("spec") or {}})] if doc.get("kind") == "Pod" else kv.pod_templates(doc)
+            bare = doc.get("kind") == "Pod"
+            templates = [("pod", {"spec": doc.get("spec") or {}})] if bare else kv.pod_templates(doc)
             component = ((doc.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/component", "")
             for label, template in templates:
                 spec = template.get("spec") or {}
