@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RIDECAST := $(VENV)/bin/ridecast
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit test-integration down bench lint
+.PHONY: install demo test test-unit test-integration validate-k8s down bench lint
 
 install:
 	@bash scripts/bootstrap.sh
@@ -21,6 +21,10 @@ test-unit: install
 
 test-integration: install
 	@$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+# the offline Kubernetes validation alone (helm, CRDs, checkov, actionlint, terraform fmt); also part of `make test`
+validate-k8s: install
+	@$(PY) -m pytest tests/integration/test_k8s_offline.py $(PYTEST_ARGS)
 
 down:
 	@if [ -x $(RIDECAST) ]; then $(RIDECAST) down; fi

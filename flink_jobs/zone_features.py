@@ -26,6 +26,11 @@ def load_spec(path: str) -> JobSpec:
     return JobSpec(**{k: v for k, v in raw.items() if k in names})
 
 
+def _uri(location: str) -> str:
+    """A location as Flink wants it: a URI stays as given (``s3://`` on a cluster), a local path becomes file://."""
+    return location if "://" in location else Path(location).resolve().as_uri()
+
+
 def flink_conf(spec: JobSpec) -> dict[str, str]:
     conf = {
         "table.local-time-zone": "UTC",
@@ -49,18 +54,18 @@ def flink_conf(spec: JobSpec) -> dict[str, str]:
         # PipelineOptionsInternal.PIPELINE_FIXED_JOB_ID (what its application mode sets), marked internal.
         conf["$internal.pipeline.job-id"] = spec.job_id
     if spec.jars:
-        conf["pipeline.jars"] = ";".join(Path(j).resolve().as_uri() for j in spec.jars)
+        conf["pipeline.jars"] = ";".join(_uri(j) for j in spec.jars)
     if spec.mode == "stream":
         conf.update({
             "execution.checkpointing.interval": f"{spec.checkpoint_interval_s} s",
             "execution.checkpointing.mode": "EXACTLY_ONCE",
             "execution.checkpointing.storage": "filesystem",
-            "execution.checkpointing.dir": Path(spec.checkpoint_dir).resolve().as_uri(),
+            "execution.checkpointing.dir": _uri(spec.checkpoint_dir),
             "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
             "execution.checkpointing.num-retained": "3",
         })
         if spec.restore_path:
-            conf["execution.state-recovery.path"] = Path(spec.restore_path).resolve().as_uri()
+            conf["execution.state-recovery.path"] = _uri(spec.restore_path)
     return conf
 
 

@@ -18,9 +18,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 __all__ = [
     "CatalogSettings",
+    "ClusterSettings",
     "FlinkSettings",
+    "K8sValidationSettings",
     "KafkaSettings",
     "ServingSettings",
+    "ScheduleSettings",
     "Settings",
     "SqlSettings",
     "TrainingSettings",
@@ -108,6 +111,9 @@ class TrainingSettings(BaseModel):
     ray_address: str | None = Field(None, description="existing Ray cluster (ray://host:port or auto); unset = local")
     ray_num_cpus: int = Field(2, ge=1, description="CPUs of the local Ray instance started when ray_address unset")
     mlflow_tracking_uri: str | None = Field(None, description="unset means sqlite:///<state_dir>/mlflow.db")
+    mlflow_artifact_location: str | None = Field(
+        None, description="artifact root of new experiments; unset: local files, or the tracking server's own"
+    )
     experiment_name: str = "ridecast-demand"
     model_name_prefix: str = Field("ridecast-demand", description="registered model per horizon: <prefix>-h<min>")
     horizons: list[int] = Field(default_factory=lambda: [15, 30, 60])
@@ -157,6 +163,10 @@ class ServingSettings(BaseModel):
     max_zones_per_request: int = Field(500, ge=1, description="zones x horizons of one batch request, at most")
     max_history_hours: int = Field(24 * 14, ge=1, description="longest zone history one request may ask for")
     model_poll_s: float = Field(10.0, gt=0, description="how often a replica asks MLflow where `champion` points")
+    mlflow_max_retries: int = Field(
+        1, ge=0, description="MLflow HTTP retries per poll (its default backoff would stall a poll for minutes)"
+    )
+    mlflow_timeout_s: float = Field(5.0, ge=1, description="MLflow HTTP timeout per request of a poll")
     run_feed: bool | None = Field(
         None,
         description="each replica runs its own feed (default: yes for memory, no for redis, where one feed writes)",
@@ -191,6 +201,102 @@ class ServingSettings(BaseModel):
         return self
 
 
+# Kubernetes CronJob's schedule syntax: five fields or one of these macros (no seconds field), so one expression
+# means the same in the chart's CronJobs and in the embedded scheduler.
+CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+class ScheduleSettings(BaseModel):
+    """The orchestrated jobs' cadences, one definition for both places that run them (issue #10): the chart
+    renders them as CronJobs, ``ridecast up --schedule`` runs them in the embedded stack. A job set to ``None``
+    (or empty) is not scheduled."""
+
+    retrain: str | None = Field("0 3 * * *", description="cron: `ridecast train` (backtest, register, gate)")
+    forecast: str | None = Field("*/15 * * * *", description="cron: `ridecast forecast-batch` (forecast refresh)")
+    maintain: str | None = Field("30 4 * * *", description="cron: `ridecast maintain` (compaction, expiry)")
+    timezone: str = Field("Etc/UTC", description="IANA zone the cron times are in (a CronJob's timeZone)")
+    commands: dict[str, list[str]] = Field(
+        default_factory=lambda: {"retrain": ["train"], "forecast": ["forecast-batch"], "maintain": ["maintain"]},
+        description="the ridecast CLI arguments each job runs (the embedded scheduler runs them as subprocesses)",
+    )
+    job_timeout_s: float = Field(4 * 3600.0, gt=0, description="the embedded scheduler kills a run this old")
+
+    @field_validator("retrain", "forecast", "maintain")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():  # empty (e.g. RIDECAST_SCHEDULES__RETRAIN=) disables the job
+            return None
+        from croniter import croniter
+
+        v = " ".join(v.split())
+        if not (v in CRON_MACROS or len(v.split()) == 5) or not croniter.is_valid(v):
+            raise ValueError(f"{v!r} is not a five-field cron expression (minute hour day month weekday) "
+                             f"or one of {', '.join(CRON_MACROS)}")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _commands_cover_jobs(self) -> "ScheduleSettings":
+        missing = [job for job, _ in self.jobs() if not self.commands.get(job)]
+        if missing:
+            raise ValueError(f"schedules.commands has no command for {', '.join(missing)}")
+        return self
+
+    def jobs(self) -> list[tuple[str, str]]:
+        """(job, cron) of every scheduled job, in a fixed order."""
+        crons = {"retrain": self.retrain, "forecast": self.forecast, "maintain": self.maintain}
+        return [(job, cron) for job, cron in crons.items() if cron is not None]
+
+
+class ClusterSettings(BaseModel):
+    """Where the Kubernetes commands (``ridecast train --on-cluster``, ``ridecast status --cluster``) act, and the
+    RayJob they submit. Names default to what ``helm install ridecast charts/ridecast`` creates."""
+
+    namespace: str = "ridecast"
+    context: str | None = Field(None, description="kubeconfig context; unset: in-cluster config, else the default")
+    image: str = Field("ghcr.io/ridecast/ridecast-app:0.1.0", description="the app image (Ray + ridecast)")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    entrypoint: str = Field("ridecast train", description="what the RayJob runs on its cluster")
+    ray_version: str = Field("2.60.0", description="the image's Ray (rayClusterSpec.rayVersion)")
+    service_account: str = Field("ridecast", description="the RayJob pods' identity (S3 through IRSA on EKS)")
+    config_map: str = Field("ridecast-config", description="the chart's RIDECAST_* ConfigMap (envFrom)")
+    env_secret: str | None = Field(None, description="a Secret of RIDECAST_* credential variables (envFrom)")
+    head_cpu: str = "1"
+    head_memory: str = "3Gi"
+    worker_replicas: int = Field(2, ge=0, description="Ray worker pods (training.workers ranks spread over them)")
+    worker_cpu: str = "2"
+    worker_memory: str = "4Gi"
+    ttl_seconds_after_finished: int = Field(3600, ge=0, description="KubeRay deletes the finished RayJob's cluster")
+    active_deadline_s: int = Field(7200, ge=1, description="KubeRay fails a RayJob running longer than this")
+    poll_s: float = Field(5.0, gt=0, description="how often `train --on-cluster` reads the RayJob's status")
+    follow_timeout_s: float = Field(7500.0, gt=0, description="`train --on-cluster` gives up following after this")
+    # what `status --cluster` reads; None for one the chart does not deploy (e.g. Kafka external, such as MSK)
+    flink_deployment: str | None = Field("ridecast-features", description="the feature job's FlinkDeployment")
+    ray_service: str | None = Field("ridecast-serve", description="the serving RayService")
+    kafka: str | None = Field("ridecast", description="the Strimzi Kafka cluster")
+
+
+class K8sValidationSettings(BaseModel):
+    """Offline validation of the Helm chart and manifests (tests/k8s_validation.py; no API server runs here)."""
+
+    crd_dir: Path | None = Field(
+        None,
+        description="CRD YAML files of the operators (Flink, KubeRay, Strimzi, Prometheus); unset: the first "
+        "shared/crds beside the checkout or one of its parent folders",
+    )
+    kubernetes_version: str = Field("1.33.0", description="built-in kinds are validated against this version")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RIDECAST_", env_nested_delimiter="__", extra="ignore")
 
@@ -202,6 +308,9 @@ class Settings(BaseSettings):
     trino: TrinoSettings = Field(default_factory=TrinoSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    validation: K8sValidationSettings = Field(default_factory=K8sValidationSettings)
     zones_file: Path | None = Field(None, description="zone list CSV; default Singapore's 55 planning areas")
 
     @classmethod
@@ -267,6 +376,14 @@ class Settings(BaseSettings):
         return f"http://{host}:{self.serving.port}"
 
     @property
+    def crd_dir(self) -> Path | None:
+        """The CRD directory: the setting, else ``shared/crds`` beside the checkout (../shared/crds), searched
+        upwards so a git worktree nested one level deeper finds the same folder; None when there is none."""
+        if self.validation.crd_dir is not None:
+            return self.validation.crd_dir
+        return next((p / "shared" / "crds" for p in repo_root().parents if (p / "shared" / "crds").is_dir()), None)
+
+    @property
     def ml_dir(self) -> Path:
         """Training outputs outside MLflow (last backtest, reports)."""
         return self.state_dir / "ml"
@@ -276,8 +393,14 @@ class Settings(BaseSettings):
         return self.training.mlflow_tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
 
     @property
-    def mlflow_artifact_location(self) -> str:
-        """Artifact root of experiments this project creates (local file store by default)."""
+    def mlflow_artifact_location(self) -> str | None:
+        """Artifact root of experiments this project creates: ``training.mlflow_artifact_location``, else a local
+        file store beside a local tracking database; None for a tracking *server*, which proxies artifacts to its
+        own destination (``mlflow server --artifacts-destination s3://...``), so clients need no bucket access."""
+        if self.training.mlflow_artifact_location:
+            return self.training.mlflow_artifact_location
+        if self.mlflow_tracking_uri.startswith(("http://", "https://")):
+            return None
         return (self.state_dir / "mlartifacts").as_uri()
 
 

@@ -19,12 +19,15 @@ if TYPE_CHECKING:
     from ridecast.sources.deliver import Delivery
     from ridecast.sources.ingest import IngestResult
     from ridecast.sources.simulate import SimulationResult
-    from ridecast.stack.lifecycle import DownResult, ServeResult, StackStatus, TrinoResult, UpResult
+    from ridecast.stack.cluster import ClusterStatus, RayJobState
+    from ridecast.stack.lifecycle import DownResult, ScheduleResult, ServeResult, StackStatus, TrinoResult, UpResult
     from ridecast.stack.maintain import MaintainReport
+    from ridecast.stack.schedule import JobSchedule
     from training import TrainResult
 
-__all__ = ["down_text", "forecast_table", "ingest_table", "key_value_table", "maintain_table", "serve_text",
-           "simulation_table", "spinner", "status_view", "train_view", "up_text"]
+__all__ = ["cluster_status_table", "down_text", "forecast_table", "ingest_table", "key_value_table", "maintain_table",
+           "rayjob_line", "schedule_table", "schedule_text", "serve_text", "simulation_table", "spinner", "status_view",
+           "train_view", "up_text"]
 
 
 def key_value_table(title: str, rows: list[tuple[str, object]]) -> Table:
@@ -94,6 +97,30 @@ def forecast_table(forecasts: list[dict], url: str = "") -> Table:
     return table
 
 
+def schedule_table(jobs: tuple[JobSchedule, ...], timezone_name: str) -> Table:
+    """Each scheduled job: its cron, command, next time and the outcome of its last recorded run."""
+    out = Table(title=f"schedules ({timezone_name})")
+    for col in ("job", "cron", "command", "next run", "last run", "outcome"):
+        out.add_column(col)
+    colours = {"succeeded": "green", "failed": "red", "timeout": "red", "interrupted": "yellow",
+               "skipped": "yellow", "running": "cyan"}
+    for j in jobs:
+        last, outcome = "-", "-"
+        if j.last is not None:
+            last = j.last.started.isoformat(timespec="seconds")
+            outcome = f"[{colours.get(j.last.outcome, 'white')}]{j.last.outcome}[/]"
+            if j.last.message:
+                outcome += f" ({j.last.message})"
+        out.add_row(j.job, j.cron, "ridecast " + " ".join(j.command), j.next_run.isoformat(timespec="seconds"),
+                    last, outcome)
+    return out
+
+
+def schedule_text(r: ScheduleResult) -> Group:
+    head = Text.from_markup(f"[green]✓[/] scheduler pid {r.pid}; every run is recorded in {r.runs_file}")
+    return Group(head, schedule_table(r.jobs, r.timezone))
+
+
 def down_text(r: DownResult) -> str:
     return f"stopped: {', '.join(r.stopped) or 'nothing was running'}"
 
@@ -110,7 +137,29 @@ def status_view(r: StackStatus) -> Group:
         tables.add_column(col)
     for t in r.tables:
         tables.add_row(t.identifier, str(t.rows), str(t.snapshots), _fmt_ms(t.last_commit_ms))
-    return Group(procs, Text(f"newest checkpoint: {r.checkpoint or 'none'}"), tables)
+    parts = [procs, Text(f"newest checkpoint: {r.checkpoint or 'none'}"), tables]
+    if r.schedules:
+        scheduling = any(p.name == "scheduler" and p.running for p in r.processes)
+        title = str(r.schedules[0].next_run.tzinfo) + ("" if scheduling else "; not running: `ridecast up --schedule`")
+        parts.append(schedule_table(r.schedules, title))
+    return Group(*parts)
+
+
+def rayjob_line(state: RayJobState) -> str:
+    """One progress line of `ridecast train --on-cluster`: the RayJob's deployment and job status."""
+    line = f"RayJob {state.name}: {state.deployment_status or 'Pending'} / job {state.job_status or '-'}"
+    return line + (f" — {state.message}" if state.message else "")
+
+
+def cluster_status_table(r: ClusterStatus) -> Table:
+    """`ridecast status --cluster`: the operator resources ridecast runs as, and what their operators report."""
+    out = Table(title=f"cluster: namespace {r.namespace}" + (f", context {r.context}" if r.context else ""))
+    for col in ("resource", "name", "ready", "state", "detail"):
+        out.add_column(col)
+    for res in r.resources:
+        ready = "[green]yes[/]" if res.ready else "[red]no[/]" if res.found else "[dim]not found[/]"
+        out.add_row(res.kind, res.name, ready, res.state, res.detail)
+    return out
 
 
 def maintain_table(r: MaintainReport) -> Table:

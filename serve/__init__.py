@@ -1,4 +1,4 @@
-"""Online forecasting (issue #9): the online feature store that a serving replica reads.
+"""Online forecasting (issue #9): the online feature store, the champions and the forecasting service a replica hosts.
 
 >>> from serve import OnlineFeatures, get_store
 >>> store = get_store(settings)                      # serving.backend: memory | redis  # doctest: +SKIP
@@ -7,6 +7,9 @@
 The feature vector is computed by ``training.features``, the definition the models were trained on, over the
 windows the store holds (bootstrapped from ``gold.zone_features``, kept fresh from the feature job's online
 topic). Every lookup carries its feature time, so a response can say how old it is and whether it is stale.
+
+>>> service = ForecastService(settings); service.start()       # store filled, champions loaded  # doctest: +SKIP
+>>> service.forecast(["TAMPINES"], [60])[0].predicted_requests  # doctest: +SKIP
 """
 
 from serve._errors import (
@@ -19,8 +22,11 @@ from serve._errors import (
     UnknownZoneError,
 )
 from serve._feed import FeatureFeed, FeedStats, bootstrap_from_lake
+from serve._history import ZoneHistory, zone_history
 from serve._lookup import FeatureLookup, FetchedWindows, OnlineFeatures, is_stale
+from serve._models import LoadedModel, ModelSet, RefreshResult
 from serve._rows import COLUMNS, WindowRow, history_span_ms, parse_message, rows_from_frame
+from serve._service import Forecast, ForecastRequest, ForecastService, Readiness, UnknownHorizonError
 from serve._stores import STORES, OnlineStore, StoreName, StoreSpec, get_store
 
 __all__ = [
@@ -30,22 +36,32 @@ __all__ = [
     "FeatureLookup",
     "FeedStats",
     "FetchedWindows",
+    "Forecast",
+    "ForecastRequest",
+    "ForecastService",
+    "LoadedModel",
     "MalformedWindowError",
+    "ModelSet",
     "NoFeaturesError",
     "OnlineFeatures",
     "OnlineStore",
     "OnlineStoreError",
+    "Readiness",
+    "RefreshResult",
     "StoreConfigError",
     "StoreName",
     "StoreNotInstalledError",
     "StoreSpec",
     "StoreUnavailableError",
+    "UnknownHorizonError",
     "UnknownZoneError",
     "WindowRow",
+    "ZoneHistory",
     "bootstrap_from_lake",
     "get_store",
     "history_span_ms",
     "is_stale",
     "parse_message",
     "rows_from_frame",
+    "zone_history",
 ]

@@ -13,15 +13,27 @@ the same interval one week earlier, ``FeatureLookup.seasonal_naive``) and says s
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Literal, Sequence
 
+import numpy as np
 import pandas as pd
+
+from serve import _telemetry
+from serve._errors import NoFeaturesError, OnlineStoreError, UnknownZoneError
+from serve._history import _utc, zone_history
+from serve._lookup import FeatureLookup, OnlineFeatures
+from serve._models import LoadedModel, ModelSet
+from serve._stores import get_store
+from training.registry import model_name
 
 if TYPE_CHECKING:
     from ridecast.config import Settings
+    from serve._feed import FeatureFeed
     from serve._history import ZoneHistory
-    from serve._models import ModelSet
     from serve._stores import OnlineStore
 
 __all__ = ["Forecast", "ForecastRequest", "ForecastService", "Readiness", "UnknownHorizonError"]
@@ -29,8 +41,17 @@ __all__ = ["Forecast", "ForecastRequest", "ForecastService", "Readiness", "Unkno
 Source = Literal["model", "seasonal_naive"]
 
 
+log = logging.getLogger(__name__)
+_EMPTY = "the online store holds no features yet (is the feature feed running?)"
+
+
 class UnknownHorizonError(ValueError):
     """A horizon that no model is trained for (``training.horizons``): a 422, naming the valid ones."""
+
+    def __init__(self, horizons: Sequence[int], valid: Sequence[int] = ()) -> None:
+        self.horizons, self.valid = list(horizons), list(valid)
+        known = f"; models exist for {', '.join(map(str, valid))}" if valid else ""
+        super().__init__(f"unknown horizon(s): {', '.join(map(str, horizons))} minutes{known}")
 
 
 @dataclass(frozen=True)
@@ -67,35 +88,247 @@ class ForecastService:
     """One replica's forecaster. ``start()`` fills the store and loads the models; ``close()`` stops threads.
 
     ``store`` and ``models`` default to ``get_store(settings)`` and ``ModelSet(settings)``; tests pass their own.
+    ``close()`` closes the store either way (the service is its only user from ``start()`` on).
+
+    Threads: the feed thread writes the store while request threads read it (the stores are thread-safe); the
+    model poller swaps ``ModelSet``'s reference, and a request reads one :class:`LoadedModel` per horizon once,
+    so it predicts and reports with the same version.
     """
 
     def __init__(
         self, settings: "Settings", store: "OnlineStore | None" = None, models: "ModelSet | None" = None
     ) -> None:
-        raise NotImplementedError
+        self.settings = settings
+        self.store = store if store is not None else get_store(settings)
+        self.models = models if models is not None else ModelSet(settings)
+        self.online = OnlineFeatures(self.store, settings)
+        self.horizons = list(settings.training.horizons)
+        self._names = {h: model_name(settings, h) for h in self.horizons}
+        self._known: frozenset[str] = frozenset()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._feed: "FeatureFeed | None" = None
+        self.feed_error: str | None = None
+        self.bootstrapped: int | None = None  # windows read from the lake at start (None: no bootstrap)
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+
+    @property
+    def runs_feed(self) -> bool:
+        """``serving.run_feed``, defaulting to yes for an in-process store and no for the shared Redis."""
+        run = self.settings.serving.run_feed
+        return self.store.name == "memory" if run is None else run
 
     def start(self) -> None:
         """Bootstrap the store from the lake (memory backend), start the feed thread (``serving.run_feed``) and the
-        model poller (``serving.model_poll_s``); the first model refresh is synchronous."""
-        raise NotImplementedError
+        model poller (``serving.model_poll_s``); the first model refresh is synchronous.
+
+        The replica that feeds a shared Redis bootstraps it too (upserts are idempotent). A lake or broker that is
+        not there yet does not stop the replica: it starts unready and says why (:meth:`readiness`)."""
+        if self.store.name == "memory" or self.runs_feed:
+            from serve._feed import bootstrap_from_lake
+
+            try:
+                self.bootstrapped = bootstrap_from_lake(self.store, self.settings)
+            except Exception as exc:  # noqa: BLE001 - no lake yet: the feed may still fill the store
+                self.feed_error = f"bootstrap from gold.zone_features failed: {type(exc).__name__}: {exc}"
+                log.warning("%s", self.feed_error)
+        if self.runs_feed:
+            self._spawn("ridecast-feature-feed", self._run_feed)
+        self.models.refresh()
+        self._spawn("ridecast-model-poller", self.models.run, self._stop)
+
+    def _spawn(self, name: str, target, *args) -> None:
+        t = threading.Thread(target=target, args=args, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _run_feed(self) -> None:
+        """Poll the features topic until closed; a broker outage is retried, never the end of the thread."""
+        from serve._feed import FeatureFeed
+
+        start = "rewind" if self.store.name == "memory" else "committed"
+        while not self._stop.is_set():
+            try:
+                if self._feed is None:
+                    self._feed = FeatureFeed(self.store, self.settings, start=start)
+                self._feed.poll(1.0)
+                self.feed_error = None
+            except Exception as exc:  # noqa: BLE001 - the replica keeps answering (stale-flagged) meanwhile
+                self.feed_error = f"feature feed: {type(exc).__name__}: {exc}"
+                log.warning("%s; retrying", self.feed_error)
+                self._close_feed()
+                self._stop.wait(5.0)
+        self._close_feed()
+
+    def _close_feed(self) -> None:
+        feed, self._feed = self._feed, None
+        if feed is not None:
+            try:
+                feed.close()
+            except Exception:  # noqa: BLE001 - closing a consumer whose broker is gone
+                log.debug("closing the feed failed", exc_info=True)
 
     def close(self) -> None:
-        raise NotImplementedError
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+        self._threads.clear()
+        self._close_feed()
+        self.store.close()
+
+    # --- forecasts -----------------------------------------------------------------------------------------
 
     def forecast(self, zones: Sequence[str] | None, horizons: Sequence[int], now=None) -> list[Forecast]:
         """Zones x horizons, zone-major. Raises UnknownZoneError, UnknownHorizonError, NoFeaturesError."""
-        return self.forecast_many([ForecastRequest(None if zones is None else tuple(zones), tuple(horizons))], now)[0]
+        out = self.forecast_many([ForecastRequest(None if zones is None else tuple(zones), tuple(horizons))], now)[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def _unknown_zones(self, zones: tuple[str, ...]) -> list[str]:
+        """Zones the store never saw; the known set is cached and re-read only when a zone is not in it."""
+        if not self._known.issuperset(zones):
+            self._known = frozenset(self.store.zones())
+        return sorted(set(zones) - self._known)
 
     def forecast_many(self, requests: Sequence[ForecastRequest], now=None) -> list[list[Forecast]]:
         """The batched body (``@serve.batch``): one answer list per request. A request that fails (unknown zone)
         must not fail the others: its slot holds the exception instance instead of a list."""
-        raise NotImplementedError
+        _telemetry.observe_batch(len(requests))
+        now = _utc(now) if now is not None else pd.Timestamp(datetime.now(timezone.utc))
+        slots: list = [None] * len(requests)
+        wanted: dict[int, set[str] | None] = {}  # horizon -> zones (None: all)
+        try:
+            for i, req in enumerate(requests):
+                bad_h = sorted({h for h in req.horizons if h not in self.horizons})
+                if bad_h:
+                    slots[i] = UnknownHorizonError(bad_h, self.horizons)
+                    continue
+                if req.zones is not None:
+                    unknown = self._unknown_zones(req.zones)
+                    if unknown:  # an empty store knows no zone: that is "no features yet", not a bad zone
+                        slots[i] = UnknownZoneError(unknown) if self._known else NoFeaturesError(_EMPTY)
+                        continue
+                for h in req.horizons:
+                    if req.zones is None or wanted.get(h, set()) is None:
+                        wanted[h] = None
+                    else:
+                        wanted.setdefault(h, set()).update(req.zones)
+        except OnlineStoreError as exc:  # the store cannot list its zones (Redis down)
+            return [s if s is not None else exc for s in slots]
+        answers: dict[int, dict[str, Forecast] | OnlineStoreError] = {}
+        for h, zones in wanted.items():
+            if zones is not None and not zones:  # only requests with an empty zone list: nothing to read
+                answers[h] = {}
+                continue
+            try:
+                answers[h] = self._forecast_horizon(h, None if zones is None else sorted(zones), now)
+            except OnlineStoreError as exc:  # empty store, a zone that vanished, Redis down
+                answers[h] = exc
+        for i, req in enumerate(requests):
+            if slots[i] is not None:
+                continue
+            zones = req.zones if req.zones is not None else self._all_zones(req.horizons, answers)
+            failed = next((answers[h] for h in req.horizons if isinstance(answers[h], Exception)), None)
+            slots[i] = failed if failed is not None else [answers[h][z] for z in zones for h in req.horizons]
+        return slots
+
+    @staticmethod
+    def _all_zones(horizons: Sequence[int], answers: dict) -> list[str]:
+        """Every zone of a request without a zone list: those all its horizons' lookups saw (a zone whose first
+        window arrived between two lookups of the batch is left to the next request)."""
+        seen = [set(answers[h]) for h in horizons if not isinstance(answers[h], Exception)]
+        return sorted(set.intersection(*seen)) if seen else []
+
+    def _forecast_horizon(self, h: int, zones: list[str] | None, now: pd.Timestamp) -> dict[str, Forecast]:
+        """One store read and at most one ``inplace_predict`` for every zone asked at horizon ``h``."""
+        model = self.models.get(h)  # read once: the whole batch uses one version, even if the poller swaps
+        with _telemetry.span("feature_lookup", horizon=h, zones=-1 if zones is None else len(zones)):
+            lk = self.online.lookup(h, zones, now=now)
+        age_s = lk.age.total_seconds()
+        _telemetry.observe_feature_age(h, age_s)
+        reason = self._fallback_reason(lk, model)
+        pred = None
+        if reason is None:
+            with _telemetry.span("inference", horizon=h, rows=len(lk.zones), model_version=model.version):
+                pred = self._predict(model, lk)
+        end = lk.feature_time + pd.Timedelta(minutes=h)
+        out: dict[str, Forecast] = {}
+        for i, z in enumerate(lk.zones):
+            why = reason
+            if pred is not None:
+                value = float(pred[i])
+            else:
+                value = lk.seasonal_naive(z)
+                if not np.isfinite(value):
+                    value, why = 0.0, f"{reason}; no seasonal-naive value (the history is shorter than a week): 0"
+            out[z] = Forecast(
+                zone=z,
+                horizon_min=h,
+                predicted_requests=value,
+                target_start=lk.feature_time,
+                target_end=end,
+                feature_time=lk.feature_time,
+                feature_age_s=age_s,
+                stale=lk.stale,
+                source="model" if pred is not None else "seasonal_naive",
+                model_name=None if model is None else model.name,
+                model_version=None if model is None else model.version,
+                fallback_reason=why,
+            )
+        return out
+
+    def _fallback_reason(self, lk: FeatureLookup, model: LoadedModel | None) -> str | None:
+        """Why this lookup is not answered by the model (None: it is)."""
+        if lk.stale:
+            return (
+                f"stale features: the newest window closed {lk.age.total_seconds():.0f} s ago, beyond "
+                f"serving.max_feature_age_s={self.settings.serving.max_feature_age_s:g}"
+            )
+        if model is None:
+            return f"no champion loaded for {self._names[lk.matrix.horizon]}"
+        missing = [c for c in model.feature_names if c not in lk.matrix.columns]
+        if missing:
+            return f"{model.name} v{model.version} needs features the online store does not build: {missing[:5]}"
+        return None
+
+    @staticmethod
+    def _predict(model: LoadedModel, lk: FeatureLookup) -> np.ndarray:
+        """The batch path's prediction (``training.forecast``): the model's feature order, float32, clipped at 0."""
+        cols = lk.matrix.columns
+        X = np.asarray(lk.matrix.values)[:, [cols.index(c) for c in model.feature_names]].astype(np.float32)
+        return np.clip(model.booster.inplace_predict(X).astype(float), 0.0, None)
+
+    # --- the rest of the API -------------------------------------------------------------------------------
 
     def zones(self) -> list[str]:
-        raise NotImplementedError
+        zones = sorted(self.store.zones())
+        self._known = frozenset(zones)
+        return zones
 
     def readiness(self) -> Readiness:
-        raise NotImplementedError
+        versions = self.models.versions()
+        reasons = [
+            f"no champion loaded for {self._names[h]} (train one: `ridecast train`)"
+            for h, v in versions.items()
+            if v is None
+        ]
+        if self.models.last_error and reasons:
+            reasons.append(f"MLflow at {self.models.uri} did not answer: {self.models.last_error}")
+        feature_time = None
+        try:
+            _since, wm = self.store.bounds()
+            if wm is None:
+                reasons.append(_EMPTY)
+            else:
+                feature_time = pd.Timestamp(wm, unit="ms", tz="UTC")
+        except OnlineStoreError as exc:
+            reasons.append(f"the online store did not answer: {exc}")
+        if feature_time is None and self.feed_error:
+            reasons.append(self.feed_error)
+        return Readiness(not reasons, versions, feature_time, reasons)
 
     def history(self, zone: str, hours: int) -> "ZoneHistory":
-        raise NotImplementedError
+        return zone_history(self.settings, zone, hours)
+

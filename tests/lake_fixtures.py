@@ -149,15 +149,24 @@ def _append(settings: Settings, identifier: str, df: pd.DataFrame) -> None:
     table.append(arrow)
 
 
-def write_lake(settings: Settings, events: Iterable[Mapping] | pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Append the events to silver and their HOP windows to gold; returns (silver, gold) as written."""
+def write_lake(
+    settings: Settings, events: Iterable[Mapping] | pd.DataFrame, until: str | pd.Timestamp | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Append the events to silver and their HOP windows to gold; returns (silver, gold) as written.
+
+    ``until``: the lake of a live stream at that instant (events before it, windows closed by it), instead of a
+    replay that ran to its end (whose last windows close up to an hour after the last request)."""
     silver = events_frame(events)
+    if until is not None:
+        silver = silver[silver["event_time"] < pd.Timestamp(until)].reset_index(drop=True)
     silver["source"] = "fixture"
     silver["source_offset"] = np.arange(len(silver), dtype="int64")
     silver["received_at"] = silver["event_time"]
     silver["is_late"] = 0
     silver["is_late"] = silver["is_late"].astype("int32")
     gold = gold_windows(silver, settings.flink.window_minutes, settings.flink.slide_minutes)
+    if until is not None and not gold.empty:
+        gold = gold[gold["window_end"] <= pd.Timestamp(until)].reset_index(drop=True)
     _append(settings, "silver.trip_events", silver)
     if not gold.empty:
         _append(settings, "gold.zone_features", gold)

@@ -27,9 +27,19 @@ def train_cmd(
     horizons: Optional[str] = typer.Option(None, help="comma-separated minutes; default training.horizons"),
     workers: Optional[int] = typer.Option(None, min=1, help="Ray Train workers; default training.workers"),
     local: bool = typer.Option(False, "--local", help="plain single-process xgboost.train instead of Ray"),
+    on_cluster: bool = typer.Option(False, "--on-cluster", help="submit as a KubeRay RayJob to the Kubernetes "
+                                    "cluster in settings.cluster and follow it to the end"),
 ) -> None:
     """Build the point-in-time training set, backtest, train one model per horizon, register and gate."""
     from rich.console import Console
+
+    if on_cluster:
+        if local:
+            raise typer.BadParameter("--local trains in this process; it cannot go with --on-cluster")
+        args = (["--horizons", ",".join(map(str, _horizons(horizons)))] if horizons else []) + (
+            ["--workers", str(workers)] if workers else [])
+        _train_on_cluster(tuple(args))
+        return
 
     import training
     from ridecast.views import spinner, train_view
@@ -44,6 +54,26 @@ def train_cmd(
             progress=lambda msg: prog.update(task, description=msg),
         )
     console.print(train_view(result))
+
+
+def _train_on_cluster(args: tuple[str, ...]) -> None:
+    """Create the RayJob, print each status change, exit 1 with the operator's message when it fails."""
+    from rich.console import Console
+
+    from ridecast.stack.cluster import ClusterError, RayJobFailedError, RayJobTimeoutError, train_on_cluster
+    from ridecast.views import rayjob_line
+
+    console = Console()
+    try:
+        r = train_on_cluster(args=args, on_change=lambda st: console.print(rayjob_line(st), highlight=False))
+    except (RayJobFailedError, RayJobTimeoutError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    except (ClusterError, ImportError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    console.print(f"[green]✓[/] RayJob {r.state.name} in {r.namespace} succeeded in {r.seconds:.0f}s "
+                  f"(Ray cluster {r.state.ray_cluster or '-'}); the models are in MLflow", highlight=False)
 
 
 def forecast_batch_cmd(

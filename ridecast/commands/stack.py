@@ -1,4 +1,5 @@
-"""``ridecast up | down | status | demo``: the embedded stack's lifecycle (:mod:`ridecast.stack.lifecycle`)."""
+"""``ridecast up | down | status | demo``: the embedded stack's lifecycle (:mod:`ridecast.stack.lifecycle`), and
+``status --cluster``: the same question asked of a Kubernetes deployment (:mod:`ridecast.stack.cluster`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ __all__ = ["register"]
 def up(
     no_job: bool = typer.Option(False, "--no-job", help="start only the broker and the tables"),
     trino: bool = typer.Option(False, "--trino", help="also start the embedded Trino server over the catalog"),
+    schedule: bool = typer.Option(False, "--schedule", help="also run settings.schedules here (retrain, forecast "
+                                  "refresh, maintenance at their cron times; the chart's CronJobs on Kubernetes)"),
 ) -> None:
     """Start the broker, create topics and tables, start the feature job (it writes Iceberg itself)."""
     from rich.console import Console
 
     from ridecast.stack import lifecycle
-    from ridecast.views import trino_text, up_text
+    from ridecast.views import schedule_text, trino_text, up_text
 
     console = Console()
     with console.status("starting the embedded stack…"):
@@ -24,10 +27,12 @@ def up(
     if trino:
         with console.status("starting Trino (a minute or more)…"):
             console.print(trino_text(lifecycle.up_trino()))
+    if schedule:
+        console.print(schedule_text(lifecycle.up_schedule()))
 
 
 def down() -> None:
-    """Stop everything `up` started, Trino included (checkpoints and tables stay)."""
+    """Stop everything `up` started, Trino and the scheduler included (checkpoints and tables stay)."""
     from rich.console import Console
 
     from ridecast.stack import lifecycle
@@ -36,14 +41,36 @@ def down() -> None:
     Console().print(down_text(lifecycle.down()))
 
 
-def status() -> None:
-    """What runs, the newest checkpoint, and each table's rows and last commit."""
+def status(
+    cluster: bool = typer.Option(False, "--cluster", help="read the FlinkDeployment, RayService and Kafka of the "
+                                 "Kubernetes deployment (settings.cluster) instead; exit 1 unless all are ready"),
+) -> None:
+    """What runs, the newest checkpoint, each table's rows and last commit, and the schedules' runs."""
     from rich.console import Console
 
+    if cluster:
+        _cluster_status()
+        return
     from ridecast.stack import lifecycle
     from ridecast.views import status_view
 
     Console().print(status_view(lifecycle.status()))
+
+
+def _cluster_status() -> None:
+    from rich.console import Console
+
+    from ridecast.stack.cluster import ClusterError, cluster_status
+    from ridecast.views import cluster_status_table
+
+    try:
+        result = cluster_status()
+    except (ClusterError, ImportError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    Console().print(cluster_status_table(result))
+    if not result.ready:
+        raise typer.Exit(1)
 
 
 def demo(

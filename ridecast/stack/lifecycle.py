@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ridecast.config import Settings, get_settings
 
-__all__ = ["DownResult", "ProcessState", "ServeResult", "StackStatus", "TableState", "TrinoResult", "UpResult", "down",
-           "status", "up", "up_serve", "up_trino"]
+if TYPE_CHECKING:
+    from ridecast.stack.schedule import JobSchedule
+
+__all__ = ["DownResult", "ProcessState", "ScheduleResult", "ServeResult", "StackStatus", "TableState", "TrinoResult",
+           "UpResult", "down", "status", "up", "up_schedule", "up_serve", "up_trino"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,14 @@ class ServeResult:
     mode: str  # "ray" (Ray Serve) or "plain" (one uvicorn process)
     pid: int
     readiness: str  # what /readyz answered
+
+
+@dataclass(frozen=True)
+class ScheduleResult:
+    pid: int
+    jobs: tuple[JobSchedule, ...]
+    runs_file: Path
+    timezone: str
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,7 @@ class StackStatus:
     processes: tuple[ProcessState, ...]
     checkpoint: Path | None
     tables: tuple[TableState, ...] = field(default_factory=tuple)
+    schedules: tuple[JobSchedule, ...] = field(default_factory=tuple)
 
 
 def up(settings: Settings | None = None, *, job: bool = True) -> UpResult:
@@ -110,15 +122,27 @@ def up_serve(settings: Settings | None = None, *, plain: bool = False,
     return ServeResult(state.url, state.mode, state.pid, state.detail)
 
 
+def up_schedule(settings: Settings | None = None) -> ScheduleResult:
+    """Start the scheduler that runs ``settings.schedules`` (retrain, forecast refresh, maintenance) here."""
+    from ridecast.stack.schedule import job_schedules, runs_file, start_scheduler
+
+    s = settings or get_settings()
+    rec = start_scheduler(s)
+    return ScheduleResult(rec["pid"], tuple(job_schedules(s)), runs_file(s), s.schedules.timezone)
+
+
 def down(settings: Settings | None = None) -> DownResult:
-    """Stop everything :func:`up`, :func:`up_trino` and :func:`up_serve` started (checkpoints and tables stay)."""
+    """Stop everything :func:`up`, :func:`up_trino`, :func:`up_serve` and :func:`up_schedule` started (checkpoints and
+    tables stay). The scheduler goes first, so no job starts against a stack that is stopping; then the service."""
     from ridecast.stack.broker import stop_broker
     from ridecast.stack.pipeline import stop_stream
+    from ridecast.stack.schedule import stop_scheduler
     from ridecast.stack.serving import stop_serving
     from ridecast.stack.trino import stop_trino
 
     s = settings or get_settings()
-    stopped = ["serve"] if stop_serving(s) else []
+    stopped = ["scheduler"] if stop_scheduler(s) else []
+    stopped += ["serve"] if stop_serving(s) else []
     stopped += ["trino"] if stop_trino(s) else []
     stopped += stop_stream(s)
     if stop_broker(s):
@@ -131,13 +155,17 @@ def status(settings: Settings | None = None) -> StackStatus:
     from iceberg_catalog.catalog import ensure_tables, open_catalog
     from ridecast.stack.broker import broker_health, broker_process
     from ridecast.stack.pipeline import feature_job_process, latest_checkpoint
+    from ridecast.stack.schedule import job_schedules, scheduler_process
     from ridecast.stack.serving import serving_health, serving_process
     from ridecast.stack.trino import trino_health, trino_process
 
     s = settings or get_settings()
     checks = {"broker": broker_health, "trino": trino_health, "serve": serving_health}
+    schedules = job_schedules(s)
+    checks["scheduler"] = lambda _: next((f"next: {j.job} at {j.next_run.isoformat(timespec='minutes')}"
+                                          for j in sorted(schedules, key=lambda j: j.next_run)), "no jobs")
     procs = []
-    for proc in (broker_process(s), feature_job_process(s), trino_process(s), serving_process(s)):
+    for proc in (broker_process(s), feature_job_process(s), trino_process(s), serving_process(s), scheduler_process(s)):
         rec = proc.info()
         health = checks[proc.name](s) if rec and proc.name in checks else None
         procs.append(ProcessState(proc.name, rec["pid"] if rec else None, proc.log_file, health))
@@ -147,4 +175,4 @@ def status(settings: Settings | None = None) -> StackStatus:
         rows = snap.summary.additional_properties.get("total-records", "0") if snap and snap.summary else "0"
         tables.append(TableState(ident, int(rows), len(table.metadata.snapshots),
                                  snap.timestamp_ms if snap else None))
-    return StackStatus(tuple(procs), latest_checkpoint(s.checkpoint_dir), tuple(tables))
+    return StackStatus(tuple(procs), latest_checkpoint(s.checkpoint_dir), tuple(tables), tuple(schedules))

@@ -174,6 +174,10 @@ def test_the_driver_reads_its_spec_and_configures_flink_from_it(tmp_path):
     assert not any(k.startswith("execution.") for k in batch) and "pipeline.jars" not in batch
     # a backfill's fixed job id: how Iceberg's committer recognises a rerun's commits
     assert flink_conf(_spec(mode="batch", job_id="ab" * 16))["$internal.pipeline.job-id"] == "ab" * 16
+    # on a cluster the checkpoints live in object storage: a URI is kept as given, not made a local path
+    remote = flink_conf(_spec(checkpoint_dir="s3://lake/flink/checkpoints", restore_path="s3://lake/flink/x/chk-2"))
+    assert remote["execution.checkpointing.dir"] == "s3://lake/flink/checkpoints"
+    assert remote["execution.state-recovery.path"] == "s3://lake/flink/x/chk-2"
 
 
 def test_rules_carry_every_reason_the_java_check_reads():
