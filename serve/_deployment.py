@@ -144,8 +144,18 @@ def deployment_options(settings: "Settings") -> dict[str, Any]:
     }
 
 
-def build_app(settings: "Settings") -> "Application":
-    """The bound application ``serve.run`` deploys. Paths are made absolute first: replicas need not share the
-    caller's working directory."""
+def build_app(settings: "Settings | dict[str, Any] | None" = None) -> "Application":
+    """The bound application ``serve.run`` deploys.
+
+    Also Serve's application builder (``import_path: serve._deployment:build_app``, the Helm chart's RayService):
+    Serve calls it with the config's ``args`` dict, read here as settings overrides on top of ``RIDECAST_*`` (an
+    empty dict: the environment alone). Paths are made absolute: replicas need not share the caller's directory.
+    """
+    from ridecast.config import Settings, get_settings
+
+    if settings is None or (isinstance(settings, dict) and not settings):
+        settings = get_settings()
+    elif isinstance(settings, dict):
+        settings = Settings(**settings)
     pinned = settings.model_copy(update={"home": settings.state_dir})
     return Forecaster.options(**deployment_options(settings)).bind(pinned)

@@ -41,8 +41,10 @@ def test_deployment_options_come_from_settings(tmp_path):
     assert "initial_replicas" not in autoscaling_config(s)  # Serve then starts at min_replicas
 
     # Serve validates the options when binding; the application carries them and absolute paths
-    app = build_app(s)
-    assert app is not None
+    assert build_app(s) is not None
+    # Serve's application builder form (the chart's import_path): the config's args dict, over RIDECAST_*
+    for args in ({}, {"serving": {"max_batch_size": 4}}):
+        assert build_app(args) is not None
     assert local_ray_cpus(s) == max(s.training.ray_num_cpus, 3 * 0.25)
     s.serving.max_replicas, s.serving.replica_num_cpus = 8, 1.0
     assert local_ray_cpus(s) == 8.0
