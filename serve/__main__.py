@@ -123,8 +123,12 @@ def run_ray(settings: "Settings") -> int:
 
 
 def run_plain(settings: "Settings") -> int:
+    import os
+
+    from serve._deployment import replica_env
     from serve._plain import run_plain
 
+    os.environ.update(replica_env(settings))  # this process is the only replica
     run_plain(settings)
     return 0
 
@@ -136,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plain", action="store_true", help="single-process uvicorn app, no Ray")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll otherwise
     settings = get_settings()
     t0 = time.monotonic()
     log.info("starting (%s) on %s", "plain uvicorn" if args.plain else "Ray Serve", settings.serve_url)

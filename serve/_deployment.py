@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from serve._service import Forecast, ForecastRequest, Readiness
 
 __all__ = ["APP_NAME", "DEPLOYMENT_NAME", "Forecaster", "autoscaling_config", "build_app", "deployment_options",
-           "user_config"]
+           "replica_env", "user_config"]
 
 log = logging.getLogger(__name__)
 
@@ -132,14 +132,22 @@ def user_config(settings: "Settings") -> dict[str, Any]:
             "batch_wait_timeout_s": settings.serving.batch_wait_timeout_s}
 
 
+def replica_env(settings: "Settings") -> dict[str, str]:
+    """Environment a replica needs before its first import: the metrics directory (prometheus-client fixes its mode
+    on import), and MLflow's tracking and registry URIs. MLflow resolves a ``models:/`` URI with the process-wide
+    registry URI whatever URI the caller passes (mlflow 3.17), so a replica whose environment does not name it looks
+    for the champions in a fresh default database next to its working directory and finds none."""
+    return {**_telemetry.metrics_env(settings), "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+            "MLFLOW_REGISTRY_URI": settings.mlflow_tracking_uri}
+
+
 def deployment_options(settings: "Settings") -> dict[str, Any]:
     """All options of the deployment, from settings."""
     return {
         "autoscaling_config": autoscaling_config(settings),
         "max_ongoing_requests": settings.serving.max_ongoing_requests,
-        # the metrics directory must be in a replica's environment before anything imports prometheus-client
         "ray_actor_options": {"num_cpus": settings.serving.replica_num_cpus,
-                              "runtime_env": {"env_vars": _telemetry.metrics_env(settings)}},
+                              "runtime_env": {"env_vars": replica_env(settings)}},
         "user_config": user_config(settings),
     }
 

@@ -128,7 +128,12 @@ def served(broker, tmp_path_factory):
         for h in HORIZONS:  # whatever the gate said, the first model of each horizon is the champion
             client.set_registered_model_alias(model_name(s, h), CHAMPION, first[h])
         try:
-            up = lifecycle.up_serve(s)
+            with pytest.MonkeyPatch.context() as mp:
+                # training pointed this process's MLflow at the test's database through MLFLOW_TRACKING_URI; a
+                # user's shell has no such variable, and the service must not need one
+                mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+                mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+                up = lifecycle.up_serve(s)
             yield s, up, first, gold
         finally:
             lifecycle.down(s)

@@ -35,7 +35,9 @@ def test_deployment_options_come_from_settings(tmp_path):
     opts = deployment_options(s)
     assert opts["max_ongoing_requests"] == 24 and opts["ray_actor_options"]["num_cpus"] == 0.25
     # replicas write their metrics where /metrics of any replica reads them
-    assert opts["ray_actor_options"]["runtime_env"]["env_vars"] == metrics_env(s)
+    env = opts["ray_actor_options"]["runtime_env"]["env_vars"]
+    assert env == {**metrics_env(s), "MLFLOW_TRACKING_URI": s.mlflow_tracking_uri,
+                   "MLFLOW_REGISTRY_URI": s.mlflow_tracking_uri}
     assert opts["user_config"] == {"max_batch_size": 8, "batch_wait_timeout_s": 0.002}
     s.serving.initial_replicas = None
     assert "initial_replicas" not in autoscaling_config(s)  # Serve then starts at min_replicas
