@@ -31,6 +31,7 @@ class MemoryStore:
         self._rings: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         self._since: int | None = None
         self._watermark: int | None = None
+        self._revision = 0
         self._lock = threading.Lock()
 
     def _ring(self, zone: str, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,6 +45,7 @@ class MemoryStore:
         check_rows(rows, self.slide_ms // 60_000, self.windows)
         new = 0
         with self._lock:
+            self._revision += len(rows) > 0
             for r in rows:
                 ends, vals = self._ring(r.zone, r.window_minutes)
                 slot = (r.window_end_ms // self.slide_ms) % self.capacity
@@ -63,6 +65,9 @@ class MemoryStore:
     def bounds(self) -> tuple[int | None, int | None]:
         with self._lock:
             return self._since, self._watermark
+
+    def revision(self) -> int:
+        return self._revision
 
     def zones(self) -> list[str]:
         with self._lock:
@@ -100,6 +105,7 @@ class MemoryStore:
         with self._lock:
             self._rings.clear()
             self._since = self._watermark = None
+            self._revision += 1  # never back to a number a reader cached against
 
     def close(self) -> None:
         pass

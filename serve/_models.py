@@ -105,10 +105,12 @@ class ModelSet:
         import mlflow.artifacts
         import mlflow.xgboost
 
+        # The registry gives the version's artifact location and the download uses our URI explicitly: mlflow
+        # 3.17 resolves a ``models:/`` URI with the process-wide tracking URI even when one is passed (a
+        # replica started from a clean shell then found no model, and created ./mlflow.db).
+        source = self._mlflow().get_model_version_download_uri(name, str(version))
         with tempfile.TemporaryDirectory(prefix="ridecast-model-") as tmp:
-            local = mlflow.artifacts.download_artifacts(
-                f"models:/{name}/{version}", dst_path=tmp, tracking_uri=self.uri, registry_uri=self.uri
-            )
+            local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=self.uri)
             booster = mlflow.xgboost.load_model(local)
         feats = tuple(booster.feature_names or ())
         if not feats:

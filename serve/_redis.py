@@ -83,6 +83,7 @@ class RedisStore:
         pipe.sadd(f"{self.prefix}:zones", *latest)
         pipe.zadd(f"{self.prefix}:bounds", {"watermark": max(r.window_end_ms for r in rows)}, gt=True)
         pipe.zadd(f"{self.prefix}:bounds", {"since": min(r.window_start_ms for r in rows)}, lt=True)
+        pipe.zincrby(f"{self.prefix}:bounds", 1, "revision")  # every replica's cache key (see revision())
         replies = self._call(pipe.execute)
         return sum(int(n) for n in replies[0 : 2 * len(by_key) : 2])  # HSET replies: fields that were new
 
@@ -90,6 +91,10 @@ class RedisStore:
         pairs = dict(self._call(self._r.zrange, f"{self.prefix}:bounds", 0, -1, False, True))
         since, wm = pairs.get(b"since"), pairs.get(b"watermark")
         return (None if since is None else int(since)), (None if wm is None else int(wm))
+
+    def revision(self) -> int:
+        score = self._call(self._r.zscore, f"{self.prefix}:bounds", "revision")
+        return 0 if score is None else int(score)
 
     def zones(self) -> list[str]:
         return sorted(z.decode() for z in self._call(self._r.smembers, f"{self.prefix}:zones"))
@@ -121,9 +126,12 @@ class RedisStore:
         return {w: WindowRow(zone, w, int(wanted[w][0]), tuple(data[w][0, 0].tolist())) for w in wanted}
 
     def clear(self) -> None:
+        revision = self.revision()
         keys = self._call(lambda: list(self._r.scan_iter(f"{self.prefix}:*", count=1000)))
         for i in range(0, len(keys), 500):
             self._call(self._r.delete, *keys[i : i + 500])
+        # the revision survives: never back to a number a reader cached against
+        self._call(self._r.zadd, f"{self.prefix}:bounds", {"revision": revision + 1})
 
     def close(self) -> None:
         self._r.close()

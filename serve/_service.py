@@ -13,6 +13,7 @@ the same interval one week earlier, ``FeatureLookup.seasonal_naive``) and says s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -77,6 +78,16 @@ class Forecast:
 
 
 @dataclass(frozen=True)
+class _Computed:
+    """One horizon's lookup of every zone and the champion's predictions, valid for ``key``."""
+
+    key: tuple[int, int | None]  # (store revision, model version)
+    lookup: FeatureLookup
+    pred: np.ndarray | None  # None: no model, or one that needs features the store does not build
+    index: dict[str, int]  # zone -> row
+
+
+@dataclass(frozen=True)
 class Readiness:
     ready: bool  # a model for every horizon and features in the store
     models: dict[int, int | None]  # horizon -> loaded champion version
@@ -108,6 +119,7 @@ class ForecastService:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._feed: "FeatureFeed | None" = None
+        self._cache: dict[int, _Computed] = {}  # horizon -> every zone's vector and prediction (see _computed)
         self.feed_error: str | None = None
         self.bootstrapped: int | None = None  # windows read from the lake at start (None: no bootstrap)
 
@@ -241,21 +253,40 @@ class ForecastService:
         seen = [set(answers[h]) for h in horizons if not isinstance(answers[h], Exception)]
         return sorted(set.intersection(*seen)) if seen else []
 
+    def _computed(self, h: int, model: LoadedModel | None, now: pd.Timestamp) -> "_Computed":
+        """Every zone's vector and the model's predictions at horizon ``h``, computed once per store revision and
+        model version: the features change only when the feed stores windows (once per slide) and the
+        predictions only then or when the champion moves, so between those a request costs a slice, not a
+        lookup and an inference. Age and staleness depend on the clock and are applied per request."""
+        key = (self.store.revision(), None if model is None else model.version)
+        hit = self._cache.get(h)
+        with _telemetry.span("feature_lookup", horizon=h, cached=hit is not None and hit.key == key):
+            if hit is not None and hit.key == key:
+                return hit
+            lk = self.online.lookup(h, None, now=now)
+        pred = None
+        if model is not None and all(c in lk.matrix.columns for c in model.feature_names):
+            with _telemetry.span("inference", horizon=h, rows=len(lk.zones), model_version=model.version):
+                pred = self._predict(model, lk)
+        hit = _Computed(key, lk, pred, {z: i for i, z in enumerate(lk.zones)})
+        self._cache[h] = hit  # one reference swap: a concurrent reader sees the old entry or the new one
+        return hit
+
     def _forecast_horizon(self, h: int, zones: list[str] | None, now: pd.Timestamp) -> dict[str, Forecast]:
-        """One store read and at most one ``inplace_predict`` for every zone asked at horizon ``h``."""
+        """Every zone asked at horizon ``h``, sliced from :meth:`_computed`."""
         model = self.models.get(h)  # read once: the whole batch uses one version, even if the poller swaps
-        with _telemetry.span("feature_lookup", horizon=h, zones=-1 if zones is None else len(zones)):
-            lk = self.online.lookup(h, zones, now=now)
+        c = self._computed(h, model, now)
+        lk = dataclasses.replace(c.lookup, now=now)
         age_s = lk.age.total_seconds()
         _telemetry.observe_feature_age(h, age_s)
         reason = self._fallback_reason(lk, model)
-        pred = None
-        if reason is None:
-            with _telemetry.span("inference", horizon=h, rows=len(lk.zones), model_version=model.version):
-                pred = self._predict(model, lk)
+        pred = c.pred if reason is None else None
         end = lk.feature_time + pd.Timedelta(minutes=h)
         out: dict[str, Forecast] = {}
-        for i, z in enumerate(lk.zones):
+        for z in lk.zones if zones is None else zones:
+            i = c.index.get(z)
+            if i is None:  # known to the zone list, but its first window came after this revision's lookup
+                raise UnknownZoneError([z])
             why = reason
             if pred is not None:
                 value = float(pred[i])

@@ -41,6 +41,10 @@ class OnlineStore(Protocol):
         """``(since, watermark)``: the earliest window start and the newest window end ever stored."""
         ...
 
+    def revision(self) -> int:
+        """A number that changes whenever an upsert stored rows (new or repeated): what a reader caches against."""
+        ...
+
     def zones(self) -> list[str]: ...
 
     def read(self, zones: Sequence[str], wanted: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:

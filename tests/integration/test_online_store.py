@@ -97,6 +97,20 @@ def test_upsert_stores_each_window_once(store):
     assert store.zones() == ["A", "B"]
 
 
+def test_the_revision_moves_with_every_upsert_and_never_comes_back(store):
+    """A serving replica caches vectors and predictions against ``revision()``: a write it missed, or a cleared
+    store refilled to the same count, must never look like the revision it cached."""
+    r0 = store.revision()
+    store.upsert([row("A", 15, T0_MS, 1)])
+    r1 = store.revision()
+    store.upsert([row("A", 15, T0_MS, 1)])  # the same window again (at-least-once): still a write
+    r2 = store.revision()
+    assert r0 != r1 != r2 and len({r0, r1, r2}) == 3
+    store.clear()
+    store.upsert([row("A", 15, T0_MS, 1)])
+    assert store.revision() not in (r0, r1, r2)
+
+
 def test_nan_means_survive_the_store(store):
     store.upsert([row("A", 15, T0_MS, 0, fare_mean=float("nan"), wait_mean=12.5)])
     got = store.read(["A"], {15: np.array([T0_MS])})[15][0, 0]

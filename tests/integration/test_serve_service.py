@@ -420,6 +420,8 @@ def test_the_feed_thread_brings_newer_windows_and_forecasts_follow(registry, req
     svc.start()
     try:
         assert svc.runs_feed and svc.readiness().feature_time == NOW
+        # answered once before the feed moves: the replica's cached vectors must not outlive the windows
+        assert {f.feature_time for f in svc.forecast(ZONES, [60], now=NOW + pd.Timedelta(seconds=30))} == {NOW}
         producer = KafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers, acks="all")
         msgs = [online_message(r) for _, r in fresh.iterrows()]
         for m in msgs + msgs[:20]:  # at-least-once: repeats are absorbed by the store's key
@@ -476,3 +478,23 @@ def test_a_model_with_its_own_feature_order_gets_its_columns_by_name(registry, r
         np.testing.assert_allclose([f.predicted_requests for f in got], want, rtol=1e-6)
     finally:
         _close(svc)
+
+
+def test_models_load_from_the_configured_registry_whatever_the_process_wide_uri(registry, tmp_path, monkeypatch):
+    """A replica started from a clean shell has no process-wide MLflow URI (or another one): the champions must
+    still come from ``settings.mlflow_tracking_uri``. mlflow 3.17 resolves ``models:/`` URIs with the global
+    URI even when one is passed, which made such a replica find no model."""
+    import mlflow
+
+    s, champion, _ = registry
+    monkeypatch.chdir(tmp_path)
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    try:
+        models = ModelSet(s)
+        res = models.refresh()
+        assert res.error is None, res.error
+        assert models.versions() == champion
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert not (tmp_path / "mlflow.db").exists()
