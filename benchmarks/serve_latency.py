@@ -1,0 +1,297 @@
+"""Online forecasting latency and throughput: Ray Serve vs a plain single-process uvicorn app, same run.
+
+    .venv/bin/python -m benchmarks.serve_latency --runs 3            # latency/throughput table
+    .venv/bin/python -m benchmarks.serve_latency --autoscaling        # + the replica timeline under a load step
+
+Set-up (once): simulates 29 days of demand into a throw-away lake (``tests.lake_fixtures.write_lake``), trains
+the champions single-process, then starts each server as its own process on 127.0.0.1 over that lake, with the
+same settings (in-process online store bootstrapped from ``gold.zone_features``; no feed, so every server reads
+identical windows):
+
+* ``plain``: ``python -m serve --plain``: the same FastAPI app and ForecastService in one uvicorn process; the
+  named baseline;
+* ``serve``: ``python -m serve``: Ray Serve, one replica, inference under ``@serve.batch``;
+* ``serve_2r``: Ray Serve with two replicas (the machine has two cores);
+* ``serve_nowait`` (only with ``--servers``): one replica, ``@serve.batch`` without its wait (what batching costs
+  a lone request and buys under concurrency).
+
+Scenarios: ``single`` = ``GET /v1/forecast/{zone}?horizon=60`` (random zone per worker) and ``all`` = ``POST
+/v1/forecast {"horizons": [15, 30, 60]}`` (every zone × horizon in one request), each at concurrency 1, 8 and 32,
+driven by :mod:`benchmarks.http_load` in a second process (closed loop). Per run: p50/p95/p99 latency and
+throughput; reported: the median over ``--runs``; ratios are Serve / plain of the medians.
+
+Goals (issue 9): single-zone p99 <= 50 ms at concurrency 8; all-zones p99 <= 100 ms; Serve throughput >= 0.6x plain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import bench_settings, percentile, print_table, write_result
+from ridecast.stack.process import free_port
+
+GOALS = {"single_p99_ms_c8": 50.0, "all_p99_ms": 100.0, "serve_throughput_ratio": 0.6}
+CONCURRENCY = (1, 8, 32)
+SERVERS = {
+    "plain": (["--plain"], {}),
+    "serve": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "1"}),
+    "serve_2r": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "2", "RIDECAST_SERVING__MAX_REPLICAS": "2"}),
+    # one replica, @serve.batch without a wait: a batch is whatever is already queued (the latency of batching)
+    "serve_nowait": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "1",
+                          "RIDECAST_SERVING__BATCH_WAIT_TIMEOUT_S": "0"}),
+}
+
+
+def _prepare(settings, days: int) -> dict[str, float]:
+    """A lake of ``days`` simulated days ending two hours ago, and a champion per horizon."""
+    import training
+    from ridecast.sources.simulate import simulate_events
+    from tests.lake_fixtures import write_lake
+
+    end = (datetime.now(timezone.utc) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    t0 = time.perf_counter()
+    write_lake(settings, list(simulate_events(end - timedelta(days=days), timedelta(days=days), seed=3)))
+    t1 = time.perf_counter()
+    settings.training.backtest_days = 1  # one fold: only the champions matter here
+    tr = training.train(settings, backend="local")
+    if not all(d.promoted for d in tr.decisions.values()):
+        raise SystemExit(f"no champion for every horizon: {[d.reason for d in tr.decisions.values()]}")
+    return {"lake_s": t1 - t0, "train_s": time.perf_counter() - t1}
+
+
+def _get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    import httpx
+
+    try:
+        r = httpx.get(url, timeout=timeout)
+        return r.status_code, r.text
+    except httpx.HTTPError as exc:
+        return 0, str(exc)
+
+
+class Server:
+    """One server process (``python -m serve [--plain]``) on a free port, ready when /readyz says 200."""
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+        args, extra = SERVERS[name]
+        self.name, self.port = name, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(log_dir / f"serve-{name}.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "serve", *args],
+            env={**os.environ, **env, **extra, "RIDECAST_SERVING__PORT": str(self.port)},
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def wait_ready(self, timeout_s: float = 300.0) -> float:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < timeout_s:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.name} exited with {self.proc.returncode}: see {self.log.name}")
+            if _get(f"{self.url}/readyz")[0] == 200:
+                return time.perf_counter() - t0
+            time.sleep(1.0)
+        raise SystemExit(f"{self.name} not ready after {timeout_s:.0f} s: see {self.log.name}")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def _load(url: str, body: str | None, concurrency: int, requests: int) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "benchmarks.http_load", "--url", url, "--concurrency", str(concurrency),
+           "--requests", str(requests), "--max-seconds", "30"]
+    if body:
+        cmd += ["--body", body]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    raw = json.loads(out.stdout)
+    lat = raw["latencies_ms"]
+    return {
+        "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95), "p99_ms": percentile(lat, 99),
+        "rps": len(lat) / raw["wall_s"] if raw["wall_s"] else None, "ok": len(lat), "failures": raw["failures"],
+    }
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float | None:
+    vals = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def _zones(server: Server) -> list[str]:
+    return list(json.loads(_get(f"{server.url}/v1/zones")[1])["zones"])
+
+
+def _scenarios(server: Server, zones: list[str]) -> dict[str, tuple[str, str | None, int]]:
+    zone = random.Random(7).choice(zones)
+    return {
+        "single": (f"{server.url}/v1/forecast/{zone}?horizon=60", None, 1),
+        "all": (f"{server.url}/v1/forecast", json.dumps({"horizons": [15, 30, 60]}), len(zones) * 3),
+    }
+
+
+def measure(names: list[str], env: dict[str, str], log_dir: Path, runs: int, requests: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in names:
+        server = Server(name, env, log_dir)
+        try:
+            ready_s = server.wait_ready()
+            zones = _zones(server)
+            res: dict[str, Any] = {"ready_s": ready_s}
+            for scen, (url, body, _n) in _scenarios(server, zones).items():
+                for c in CONCURRENCY:
+                    n = requests if c > 1 else max(100, requests // 4)
+                    per_run = [_load(url, body, c, n) for _ in range(runs)]
+                    res[f"{scen}_c{c}"] = {
+                        "runs": per_run,
+                        **{k: _median(per_run, k) for k in ("p50_ms", "p95_ms", "p99_ms", "rps")},
+                        "failed": sum(sum(r["failures"].values()) for r in per_run),
+                    }
+                    m = res[f"{scen}_c{c}"]
+                    print(f"{name:9s} {scen:6s} c={c:<2d} p50 {m['p50_ms']:.1f} p99 {m['p99_ms']:.1f} ms "
+                          f"{m['rps']:.0f} req/s failed {m['failed']}", flush=True)
+            out[name] = res
+        finally:
+            server.stop()
+    return out
+
+
+def _replicas(metrics_text: str) -> float | None:
+    """The replica gauge the service exports (``serve._telemetry.set_replicas``)."""
+    for line in metrics_text.splitlines():
+        if not line.startswith("#") and "replicas" in line.split("{")[0].split(" ")[0]:
+            try:
+                return float(line.rsplit(" ", 1)[1])
+            except ValueError:
+                continue
+    return None
+
+
+def autoscaling(env: dict[str, str], log_dir: Path, step_s: float) -> dict[str, Any]:
+    """Idle, a load step at concurrency 32 for ``step_s``, idle again: replicas over time (1 s samples)."""
+    import threading
+
+    scaled = {**env, "RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "2",
+              "RIDECAST_SERVING__TARGET_ONGOING_REQUESTS": "2", "RIDECAST_SERVING__UPSCALE_DELAY_S": "3",
+              "RIDECAST_SERVING__DOWNSCALE_DELAY_S": "15"}
+    SERVERS["serve_auto"] = ([], {})
+    server = Server("serve_auto", scaled, log_dir)
+    timeline: list[dict[str, float | None]] = []
+    try:
+        server.wait_ready()
+        zones = _zones(server)
+        url, body, _ = _scenarios(server, zones)["single"]
+        t0 = time.perf_counter()
+        load_on = threading.Event()
+
+        def step() -> None:
+            time.sleep(10)
+            load_on.set()
+            cmd = [sys.executable, "-m", "benchmarks.http_load", "--url", url, "--concurrency", "32",
+                   "--requests", "1000000", "--max-seconds", str(step_s)]
+            subprocess.run(cmd, capture_output=True, text=True, check=True)
+            load_on.clear()
+
+        th = threading.Thread(target=step, daemon=True)
+        th.start()
+        end = 10 + step_s + 60
+        while time.perf_counter() - t0 < end:
+            timeline.append({"t_s": round(time.perf_counter() - t0, 1), "load": 32 if load_on.is_set() else 0,
+                             "replicas": _replicas(_get(f"{server.url}/metrics")[1])})
+            time.sleep(1.0)
+        th.join()
+    finally:
+        server.stop()
+    ups = [p["t_s"] for a, p in zip(timeline, timeline[1:]) if (p["replicas"] or 0) > (a["replicas"] or 0)]
+    downs = [p["t_s"] for a, p in zip(timeline, timeline[1:]) if (p["replicas"] or 0) < (a["replicas"] or 0)]
+    return {"timeline": timeline, "scaled_up_at_s": ups, "scaled_down_at_s": downs, "load_from_s": 10,
+            "load_until_s": 10 + step_s}
+
+
+def _plot(res: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, scen in zip(axes, ("single", "all")):
+        for name, r in res["servers"].items():
+            ax.plot(CONCURRENCY, [r[f"{scen}_c{c}"]["p99_ms"] for c in CONCURRENCY], marker="o", label=name)
+        ax.set_title(f"{scen}: p99 latency (ms) by concurrency")
+        ax.set_xlabel("concurrency")
+        ax.set_xscale("log", base=2)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    if "autoscaling" in res:
+        tl = res["autoscaling"]["timeline"]
+        fig, ax = plt.subplots(figsize=(8, 3))
+        ax.step([p["t_s"] for p in tl], [p["replicas"] or 0 for p in tl], where="post", label="replicas")
+        ax.step([p["t_s"] for p in tl], [p["load"] / 16 for p in tl], where="post", label="load (concurrency/16)")
+        ax.set_xlabel("seconds")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path.with_name(path.stem + "_autoscaling.png"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--requests", type=int, default=600, help="requests per run at concurrency > 1")
+    ap.add_argument("--days", type=int, default=29)
+    ap.add_argument("--servers", default="plain,serve,serve_2r")
+    ap.add_argument("--autoscaling", action="store_true")
+    ap.add_argument("--step-s", type=float, default=40.0)
+    ap.add_argument("--name", default="serve_latency", help="results file name (benchmarks/results/<name>.json)")
+    a = ap.parse_args()
+    with bench_settings("serve", RIDECAST_SERVING__RUN_FEED="false",
+                        RIDECAST_SERVING__MAX_FEATURE_AGE_S=str(10 * 86400)) as s:
+        setup = _prepare(s, a.days)
+        env = {k: v for k, v in os.environ.items() if k.startswith("RIDECAST_")}
+        log_dir = s.state_dir
+        res: dict[str, Any] = {"setup": setup, "servers": measure(a.servers.split(","), env, log_dir, a.runs,
+                                                                    a.requests)}
+        if a.autoscaling:
+            res["autoscaling"] = autoscaling(env, log_dir, a.step_s)
+        sv = res["servers"]
+        ratios = {}
+        if "plain" in sv:
+            for name in sv:
+                if name != "plain":
+                    ratios[name] = {k: sv[name][k]["rps"] / sv["plain"][k]["rps"] for k in sv["plain"]
+                                    if k != "ready_s" and sv["plain"][k]["rps"]}
+        res["throughput_ratio_vs_plain"] = ratios
+        res["goals"] = GOALS
+        path = write_result(a.name, res)
+        _plot(res, path.with_suffix(".png"))
+    rows = []
+    for name, r in sv.items():
+        for k, m in r.items():
+            if k == "ready_s":
+                continue
+            ratio = ratios.get(name, {}).get(k)
+            rows.append((f"{name} {k}", f"p50 {m['p50_ms']:.1f} / p95 {m['p95_ms']:.1f} / p99 {m['p99_ms']:.1f} ms",
+                         f"{m['rps']:.0f} req/s" + (f" ({ratio:.2f}x plain)" if ratio else "")))
+    print_table("online forecasting: Ray Serve vs plain uvicorn (medians)", rows)
+
+
+if __name__ == "__main__":
+    main()
