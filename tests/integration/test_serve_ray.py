@@ -153,9 +153,10 @@ def test_every_zone_and_horizon_over_http(served):
             assert f["model_version"] == first[h]
     r = httpx.get(f"{up.url}/v1/forecast/NOWHERE", params={"horizon": 60}, timeout=30)
     assert r.status_code == 404, r.text
-    assert len(replica_pids(s)) == 2
+    # /readyz answers once one replica is ready; the second may still be loading its lake and models
+    wait_for(lambda: len(replica_pids(s)) == 2, 300, "both replicas running", lambda: str(replica_pids(s)))
     # the driver reports Serve's replica count; /metrics on any replica merges every process's samples
-    wait_for(lambda: "ridecast_replicas 2.0" in httpx.get(f"{up.url}/metrics", timeout=30).text, 120,
+    wait_for(lambda: "ridecast_replicas 2.0" in httpx.get(f"{up.url}/metrics", timeout=30).text, 300,
              "the replicas gauge on /metrics", lambda: httpx.get(f"{up.url}/metrics", timeout=30).text[-2000:])
 
 
