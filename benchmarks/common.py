@@ -34,12 +34,11 @@ MEMORY_GOAL_BYTES = 8 * GIB  # "a user's laptop"
 
 # --------------------------------------------------------------------------- settings and state dir
 @contextlib.contextmanager
-def bench_settings(prefix: str, keep: bool = False, **env: str) -> Iterator[Settings]:
-    """A fresh temporary state dir and ``RIDECAST_*`` overrides for the duration of a benchmark."""
-    home = Path(tempfile.mkdtemp(prefix=f"ridecast-bench-{prefix}-"))
-    wanted = {"RIDECAST_HOME": str(home), **env}
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
+def overridden_settings(**env: str) -> Iterator[Settings]:
+    """``RIDECAST_*`` overrides in this process's environment (which servers it starts inherit) and the settings
+    they make; the previous values and settings come back afterwards."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     get_settings.cache_clear()
     try:
         yield get_settings()
@@ -50,6 +49,16 @@ def bench_settings(prefix: str, keep: bool = False, **env: str) -> Iterator[Sett
             else:
                 os.environ[k] = v
         get_settings.cache_clear()
+
+
+@contextlib.contextmanager
+def bench_settings(prefix: str, keep: bool = False, **env: str) -> Iterator[Settings]:
+    """A fresh temporary state dir and ``RIDECAST_*`` overrides for the duration of a benchmark."""
+    home = Path(tempfile.mkdtemp(prefix=f"ridecast-bench-{prefix}-"))
+    try:
+        with overridden_settings(RIDECAST_HOME=str(home), **env) as s:
+            yield s
+    finally:
         if keep:
             print(f"state dir kept: {home}")
         else:

@@ -26,6 +26,7 @@ Goals (issue 9): single-zone p99 <= 50 ms at concurrency 8; all-zones p99 <= 100
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -33,11 +34,12 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from benchmarks.common import bench_settings, percentile, print_table, write_result
+from benchmarks.common import bench_settings, overridden_settings, percentile, print_table, write_result
 from ridecast.stack.process import free_port
 
 GOALS = {"single_p99_ms_c8": 50.0, "all_p99_ms": 100.0, "serve_throughput_ratio": 0.6}
@@ -49,6 +51,10 @@ SERVERS = {
     # one replica, @serve.batch without a wait: a batch is whatever is already queued (the latency of batching)
     "serve_nowait": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "1",
                           "RIDECAST_SERVING__BATCH_WAIT_TIMEOUT_S": "0"}),
+    # --autoscaling: one replica that may become two, scaling quickly enough to see within a minute
+    "serve_auto": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "2",
+                        "RIDECAST_SERVING__TARGET_ONGOING_REQUESTS": "2", "RIDECAST_SERVING__UPSCALE_DELAY_S": "3",
+                        "RIDECAST_SERVING__DOWNSCALE_DELAY_S": "15"}),
 }
 
 
@@ -79,41 +85,27 @@ def _get(url: str, timeout: float = 5.0) -> tuple[int, str]:
         return 0, str(exc)
 
 
+@dataclass(frozen=True)
 class Server:
-    """One server process (``python -m serve [--plain]``) on a free port, ready when /readyz says 200."""
+    name: str
+    url: str
+    ready_s: float
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
-        args, extra = SERVERS[name]
-        self.name, self.port = name, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(log_dir / f"serve-{name}.log", "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "serve", *args],
-            env={**os.environ, **env, **extra, "RIDECAST_SERVING__PORT": str(self.port)},
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
 
-    def wait_ready(self, timeout_s: float = 300.0) -> float:
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < timeout_s:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"{self.name} exited with {self.proc.returncode}: see {self.log.name}")
-            if _get(f"{self.url}/readyz")[0] == 200:
-                return time.perf_counter() - t0
-            time.sleep(1.0)
-        raise SystemExit(f"{self.name} not ready after {timeout_s:.0f} s: see {self.log.name}")
+@contextlib.contextmanager
+def serving(name: str, env: dict[str, str]) -> Iterator[Server]:
+    """One server of ``SERVERS`` through the stack's own start/stop (``ridecast serve``'s path: ready when
+    ``/readyz`` is 200; stopped with SIGINT, so Serve and Ray shut down in order), on a free port."""
+    from ridecast.stack.serving import start_serving, stop_serving
 
-    def stop(self) -> None:
-        import signal
-
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
+    args, extra = SERVERS[name]
+    with overridden_settings(**{**env, **extra, "RIDECAST_SERVING__PORT": str(free_port())}) as s:
+        try:
+            t0 = time.perf_counter()
+            state = start_serving(s, plain="--plain" in args, timeout=300)
+            yield Server(name, state.url, time.perf_counter() - t0)
+        finally:
+            stop_serving(s)
 
 
 def _load(url: str, body: str | None, concurrency: int, requests: int) -> dict[str, Any]:
@@ -147,14 +139,12 @@ def _scenarios(server: Server, zones: list[str]) -> dict[str, tuple[str, str | N
     }
 
 
-def measure(names: list[str], env: dict[str, str], log_dir: Path, runs: int, requests: int) -> dict[str, Any]:
+def measure(names: list[str], env: dict[str, str], runs: int, requests: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
-        server = Server(name, env, log_dir)
-        try:
-            ready_s = server.wait_ready()
+        with serving(name, env) as server:
             zones = _zones(server)
-            res: dict[str, Any] = {"ready_s": ready_s}
+            res: dict[str, Any] = {"ready_s": server.ready_s}
             for scen, (url, body, _n) in _scenarios(server, zones).items():
                 for c in CONCURRENCY:
                     n = requests if c > 1 else max(100, requests // 4)
@@ -168,36 +158,27 @@ def measure(names: list[str], env: dict[str, str], log_dir: Path, runs: int, req
                     print(f"{name:9s} {scen:6s} c={c:<2d} p50 {m['p50_ms']:.1f} p99 {m['p99_ms']:.1f} ms "
                           f"{m['rps']:.0f} req/s failed {m['failed']}", flush=True)
             out[name] = res
-        finally:
-            server.stop()
     return out
 
 
 def _replicas(metrics_text: str) -> float | None:
-    """The replica gauge the service exports (``serve._telemetry.set_replicas``)."""
-    for line in metrics_text.splitlines():
-        if not line.startswith("#") and "replicas" in line.split("{")[0].split(" ")[0]:
-            try:
-                return float(line.rsplit(" ", 1)[1])
-            except ValueError:
-                continue
+    """The replica gauge the service exports (``serve._telemetry.set_replicas``), read with prometheus-client's
+    own text parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name == "ridecast_replicas" and family.samples:
+            return family.samples[0].value
     return None
 
 
-def autoscaling(env: dict[str, str], log_dir: Path, step_s: float) -> dict[str, Any]:
+def autoscaling(env: dict[str, str], step_s: float) -> dict[str, Any]:
     """Idle, a load step at concurrency 32 for ``step_s``, idle again: replicas over time (1 s samples)."""
     import threading
 
-    scaled = {**env, "RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "2",
-              "RIDECAST_SERVING__TARGET_ONGOING_REQUESTS": "2", "RIDECAST_SERVING__UPSCALE_DELAY_S": "3",
-              "RIDECAST_SERVING__DOWNSCALE_DELAY_S": "15"}
-    SERVERS["serve_auto"] = ([], {})
-    server = Server("serve_auto", scaled, log_dir)
     timeline: list[dict[str, float | None]] = []
-    try:
-        server.wait_ready()
-        zones = _zones(server)
-        url, body, _ = _scenarios(server, zones)["single"]
+    with serving("serve_auto", env) as server:
+        url, body, _ = _scenarios(server, _zones(server))["single"]
         t0 = time.perf_counter()
         load_on = threading.Event()
 
@@ -217,8 +198,6 @@ def autoscaling(env: dict[str, str], log_dir: Path, step_s: float) -> dict[str, 
                              "replicas": _replicas(_get(f"{server.url}/metrics")[1])})
             time.sleep(1.0)
         th.join()
-    finally:
-        server.stop()
     ups = [p["t_s"] for a, p in zip(timeline, timeline[1:]) if (p["replicas"] or 0) > (a["replicas"] or 0)]
     downs = [p["t_s"] for a, p in zip(timeline, timeline[1:]) if (p["replicas"] or 0) < (a["replicas"] or 0)]
     return {"timeline": timeline, "scaled_up_at_s": ups, "scaled_down_at_s": downs, "load_from_s": 10,
@@ -266,11 +245,10 @@ def main() -> None:
                         RIDECAST_SERVING__MAX_FEATURE_AGE_S=str(10 * 86400)) as s:
         setup = _prepare(s, a.days)
         env = {k: v for k, v in os.environ.items() if k.startswith("RIDECAST_")}
-        log_dir = s.state_dir
-        res: dict[str, Any] = {"setup": setup, "servers": measure(a.servers.split(","), env, log_dir, a.runs,
+        res: dict[str, Any] = {"setup": setup, "servers": measure(a.servers.split(","), env, a.runs,
                                                                     a.requests)}
         if a.autoscaling:
-            res["autoscaling"] = autoscaling(env, log_dir, a.step_s)
+            res["autoscaling"] = autoscaling(env, a.step_s)
         sv = res["servers"]
         ratios = {}
         if "plain" in sv:
