@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -123,8 +124,6 @@ def run_ray(settings: "Settings") -> int:
 
 
 def run_plain(settings: "Settings") -> int:
-    import os
-
     from serve._deployment import replica_env
     from serve._plain import run_plain
 
@@ -142,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll otherwise
     settings = get_settings()
+    # this process and the replicas it starts write their samples where settings say: a PROMETHEUS_MULTIPROC_DIR
+    # inherited from the caller (one that served in-process before) would send the driver's to another directory
+    # than the replicas' runtime_env, and /metrics would miss them. Set before anything imports prometheus-client.
+    from serve._telemetry import metrics_env
+
+    os.environ.update(metrics_env(settings))
     t0 = time.monotonic()
     log.info("starting (%s) on %s", "plain uvicorn" if args.plain else "Ray Serve", settings.serve_url)
     rc = run_plain(settings) if args.plain else run_ray(settings)

@@ -133,6 +133,9 @@ def served(broker, tmp_path_factory):
                 # user's shell has no such variable, and the service must not need one
                 mp.delenv("MLFLOW_TRACKING_URI", raising=False)
                 mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+                # as an earlier in-process service of the same session leaves it: the service must still gather its
+                # driver's and replicas' samples in its own settings.metrics_dir
+                mp.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path_factory.mktemp("foreign-metrics")))
                 up = lifecycle.up_serve(s)
             yield s, up, first, gold
         finally:
