@@ -12,6 +12,9 @@ identical windows):
   named baseline;
 * ``serve``: ``python -m serve``: Ray Serve, one replica, inference under ``@serve.batch``;
 * ``serve_2r``: Ray Serve with two replicas (the machine has two cores);
+* ``serve_mainloop``, ``serve_grpc`` (only with ``--servers``): one replica with Ray Serve knobs set in the
+  environment the local Ray inherits: three of its "throughput optimized" preset (requests on the main event loops,
+  batched request logs), or the proxy reaching the replica over Serve's gRPC data plane;
 * ``serve_nowait`` (only with ``--servers``): one replica, ``@serve.batch`` without its wait (what batching costs
   a lone request and buys under concurrency).
 
@@ -51,6 +54,15 @@ SERVERS = {
     # one replica, @serve.batch without a wait: a batch is whatever is already queued (the latency of batching)
     "serve_nowait": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "1",
                           "RIDECAST_SERVING__BATCH_WAIT_TIMEOUT_S": "0"}),
+    # one replica with three knobs of Ray Serve's "throughput optimized" preset (without its direct ingress): user
+    # code and routing on the main event loops, request logs written in batches (the local Ray inherits them)
+    "serve_mainloop": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "1",
+                            "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+                            "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+                            "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"}),
+    # one replica, the proxy reaching it over Serve's gRPC data plane instead of Ray actor calls
+    "serve_grpc": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "1",
+                        "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"}),
     # --autoscaling: one replica that may become two, scaling quickly enough to see within a minute
     "serve_auto": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "2",
                         "RIDECAST_SERVING__TARGET_ONGOING_REQUESTS": "2", "RIDECAST_SERVING__UPSCALE_DELAY_S": "3",

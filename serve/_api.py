@@ -473,7 +473,8 @@ def create_app(
     )
     _install_error_handlers(app)
 
-    def backend(request: Request) -> ServingBackend:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a thread hop on every request for a lookup
+    async def backend(request: Request) -> ServingBackend:
         b = getter(request)
         if b is None:
             raise StarletteHTTPException(503, "the service is starting: no backend yet")
