@@ -9,7 +9,6 @@ and history; and schemathesis against /openapi.json finds no 5xx (bounded exampl
 
 from __future__ import annotations
 
-import hypothesis
 import pandas as pd
 import pytest
 import schemathesis
@@ -18,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from ridecast.config import Settings
 from serve._plain import plain_app
 from tests.lake_fixtures import synthetic_events, write_lake
+from tests.openapi_fuzz import MODES, fuzz_openapi
 from tests.served import Served
 from training.backtest import run_backtest_and_fit
 from training.dataset import load_lake
@@ -99,37 +99,11 @@ def test_zones_history_and_errors(client, served_settings):
     assert client.get("/v1/forecast/BEDOK", params={"horizon": 45}).status_code == 422
 
 
-@pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=lambda m: m.value)
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 def test_schemathesis_finds_no_server_error(client, mode):
-    """Every operation of /openapi.json, valid (positive) and invalid (negative) requests: never a 5xx.
-
-    Hypothesis drives each operation's strategy directly (``as_strategy``, schemathesis' API for its use outside
-    its pytest plugin; the plugin's lazy fixture loader does not run on this pytest)."""
-    base = str(client.base_url).rstrip("/")
-    schema = schemathesis.openapi.from_url(base + "/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 7
-    failures: list[str] = []
-    exercised: set[str] = set()
-
-    for operation in operations:
-
-        @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-        @hypothesis.settings(
-            max_examples=15, deadline=None, derandomize=True, database=None,
-            suppress_health_check=list(hypothesis.HealthCheck),
-        )
-        def call(case) -> None:
-            response = case.call(base_url=base)
-            exercised.add(f"{case.method} {case.path}")
-            if response.status_code >= 500:
-                failures.append(f"{case.method} {case.path} {case.path_parameters} {case.query} {case.body!r}: "
-                                f"{response.status_code} {response.text[:200]}")
-
-        try:
-            call()
-        except hypothesis.errors.Unsatisfiable:  # no invalid request exists for an operation without inputs
-            assert mode == schemathesis.GenerationMode.NEGATIVE, operation.path
-    assert not failures, "\n".join(failures[:10])
+    """Every operation of /openapi.json, valid (positive) and invalid (negative) requests: never a 5xx."""
+    result = fuzz_openapi(str(client.base_url), mode)
+    assert result.operations == 7
+    assert not result.server_errors, "\n".join(result.server_errors[:10])
     # positive: all 7; negative: at least the three with inputs (forecast by zone, batch forecast, history)
-    assert len(exercised) >= (7 if mode == schemathesis.GenerationMode.POSITIVE else 3), exercised
+    assert len(result.exercised) >= (7 if mode == schemathesis.GenerationMode.POSITIVE else 3), result.exercised

@@ -1,13 +1,12 @@
-"""The forecasting service on real Ray Serve (127.0.0.1), with real MLflow champions, a real Iceberg lake and the
-real broker's features topic: one service per module, started as ``ridecast serve`` starts it (the managed
-``python -m serve`` process of ``ridecast.stack.serving``), two replicas of half a CPU each.
+"""The forecasting service on real Ray Serve (127.0.0.1), with real MLflow champions, a real Iceberg lake and the real
+broker's features topic: one service per module, started as ``ridecast serve`` starts it (the managed ``python -m
+serve`` process of ``ridecast.stack.serving``), two replicas of half a CPU each.
 
-What it checks, each over HTTP: every zone and horizon answered; the champion alias moved under load answers
-every request and switches the responses to the new version; the feature feed silent makes responses
-stale-flagged (seasonal-naive) while the service stays up, and a resumed feed makes them fresh again; a replica
-killed with ``kill -9`` under load is replaced by Serve, with the failed requests counted and bounded; the CLI's
-``serve``, ``forecast`` and ``down`` on the same service, and no Ray process left after ``down``.
-"""
+What it checks, each over HTTP: every zone and horizon answered; schemathesis over /openapi.json finds no 5xx; the
+champion alias moved under load answers every request and switches the responses to the new version; the feature
+feed silent makes responses stale-flagged (seasonal-naive) while the service stays up, and a resumed feed makes them
+fresh again; a replica killed with ``kill -9`` under load is replaced by Serve, with the failed requests counted and
+bounded; the CLI's ``serve``, ``forecast`` and ``down`` on the same service, and no Ray process left after ``down``."""
 
 from __future__ import annotations
 
@@ -21,6 +20,7 @@ import httpx
 import pandas as pd
 import psutil
 import pytest
+import schemathesis
 import typer
 from kafka import KafkaProducer
 from mlflow.tracking import MlflowClient
@@ -32,6 +32,7 @@ from ridecast.stack.broker import ensure_topics
 from ridecast.stack.process import free_port
 from ridecast.stack.serving import replica_pids, serving_process
 from tests.lake_fixtures import online_message, synthetic_events, write_lake
+from tests.openapi_fuzz import MODES, fuzz_openapi
 from tests.streaming import stream_env, wait_for
 from training.backtest import run_backtest_and_fit
 from training.dataset import load_lake
@@ -161,6 +162,16 @@ def test_every_zone_and_horizon_over_http(served):
     # the driver reports Serve's replica count; /metrics on any replica merges every process's samples
     wait_for(lambda: "ridecast_replicas 2.0" in httpx.get(f"{up.url}/metrics", timeout=30).text, 300,
              "the replicas gauge on /metrics", lambda: httpx.get(f"{up.url}/metrics", timeout=30).text[-2000:])
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
+def test_schemathesis_finds_no_server_error_through_serve(served, mode):
+    """The same requests as the plain app's suite, through Serve's proxy and the replicas' @serve.batch: no 5xx."""
+    _s, up, _first, _gold = served
+    result = fuzz_openapi(up.url, mode)
+    assert result.operations == 7
+    assert not result.server_errors, "\n".join(result.server_errors[:10])
+    assert len(result.exercised) >= (7 if mode == schemathesis.GenerationMode.POSITIVE else 3), result.exercised
 
 
 def test_alias_moves_under_load_without_a_failed_request(served):
