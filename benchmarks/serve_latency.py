@@ -47,22 +47,20 @@ from ridecast.stack.process import free_port
 
 GOALS = {"single_p99_ms_c8": 50.0, "all_p99_ms": 100.0, "serve_throughput_ratio": 0.6}
 CONCURRENCY = (1, 8, 32)
+ONE_REPLICA = {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "1"}
 SERVERS = {
     "plain": (["--plain"], {}),
-    "serve": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "1"}),
+    "serve": ([], ONE_REPLICA),
     "serve_2r": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "2", "RIDECAST_SERVING__MAX_REPLICAS": "2"}),
     # one replica, @serve.batch without a wait: a batch is whatever is already queued (the latency of batching)
-    "serve_nowait": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "1",
-                          "RIDECAST_SERVING__BATCH_WAIT_TIMEOUT_S": "0"}),
+    "serve_nowait": ([], {**ONE_REPLICA, "RIDECAST_SERVING__BATCH_WAIT_TIMEOUT_S": "0"}),
     # one replica with three knobs of Ray Serve's "throughput optimized" preset (without its direct ingress): user
     # code and routing on the main event loops, request logs written in batches (the local Ray inherits them)
-    "serve_mainloop": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "1",
-                            "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+    "serve_mainloop": ([], {**ONE_REPLICA, "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
                             "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
                             "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"}),
     # one replica, the proxy reaching it over Serve's gRPC data plane instead of Ray actor calls
-    "serve_grpc": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "1",
-                        "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"}),
+    "serve_grpc": ([], {**ONE_REPLICA, "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"}),
     # --autoscaling: one replica that may become two, scaling quickly enough to see within a minute
     "serve_auto": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "2",
                         "RIDECAST_SERVING__TARGET_ONGOING_REQUESTS": "2", "RIDECAST_SERVING__UPSCALE_DELAY_S": "3",

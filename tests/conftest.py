@@ -50,6 +50,18 @@ def redis_url() -> str:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def crd_dir() -> Path:
+    """The operators' CRD files (``Settings.crd_dir``: the setting, else ``shared/crds`` beside the checkout) for
+    every check of a custom resource. Skipped on a checkout with neither (CI fetches them and sets the variable);
+    a setting that names a missing directory fails."""
+    d = Settings().crd_dir
+    if d is None:
+        pytest.skip("no CRD directory: set RIDECAST_VALIDATION__CRD_DIR to the operators' CRD files")
+    assert d.is_dir(), f"validation.crd_dir {d} does not exist"
+    return d
+
+
 def _env_for(home: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
     monkeypatch.setenv("RIDECAST_HOME", str(home))
     for key, value in env.items():

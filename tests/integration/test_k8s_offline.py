@@ -56,15 +56,6 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="module")
-def crd_dir(settings: Settings) -> Path:
-    crd_dir = settings.crd_dir
-    if crd_dir is None:
-        pytest.skip("no CRD directory: set RIDECAST_VALIDATION__CRD_DIR to the operators' CRD files")
-    assert crd_dir.is_dir(), f"validation.crd_dir {crd_dir} does not exist"
-    return crd_dir
-
-
-@pytest.fixture(scope="module")
 def renders(settings: Settings) -> dict[str, list[dict]]:
     """``helm template`` of the chart per values file (hooks included; RayJob templates inside ConfigMaps too),
     with the CRDs' API versions announced when there is a CRD directory."""

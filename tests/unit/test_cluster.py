@@ -38,16 +38,6 @@ FAILED = {"jobDeploymentStatus": "Failed", "jobStatus": "FAILED", "reason": "App
 # ---------------------------------------------------------------- the RayJob body against the CRD
 
 
-def _crd_dir() -> Path:
-    """The operators' CRD files where every offline validation finds them (``Settings.crd_dir``); skipped, as
-    test_k8s_offline's CRD checks are, on a checkout with none beside it and no setting."""
-    crd_dir = Settings().crd_dir
-    if crd_dir is None:
-        pytest.skip("no CRD directory: set RIDECAST_VALIDATION__CRD_DIR to the operators' CRD files")
-    assert (crd_dir / "ray.io_rayjobs.yaml").is_file(), f"validation.crd_dir {crd_dir} has no ray.io_rayjobs.yaml"
-    return crd_dir
-
-
 def _closed(schema: dict) -> dict:
     """An openAPIV3Schema where objects that list properties reject unknown ones (kubectl --validate=strict)."""
     schema = copy.deepcopy(schema)
@@ -68,26 +58,28 @@ def _closed(schema: dict) -> dict:
 
 
 @functools.lru_cache(maxsize=1)
-def _rayjob_validator() -> jsonschema.Validator:
-    text = (_crd_dir() / "ray.io_rayjobs.yaml").read_text()
+def _rayjob_validator(crd_dir: Path) -> jsonschema.Validator:
+    text = (crd_dir / "ray.io_rayjobs.yaml").read_text()
     crd = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: the CRD is 1.5 MB
     (v1,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
     schema = _closed(v1["schema"]["openAPIV3Schema"])
     return jsonschema.Draft7Validator(schema)
 
 
-def _errors(body: dict) -> list[str]:
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in _rayjob_validator().iter_errors(body)]
+def _errors(body: dict, crd_dir: Path) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in _rayjob_validator(crd_dir).iter_errors(body)]
 
 
-def test_rayjob_body_validates_against_the_crd_strictly():
+def test_rayjob_body_validates_against_the_crd_strictly(crd_dir):
     s = Settings(cluster={"env_secret": "ridecast-env", "worker_replicas": 3})
     body = cluster.rayjob_manifest(s, "ridecast-train-x", args=("--horizons", "15,30"))
-    assert _errors(body) == []
+    assert _errors(body, crd_dir) == []
     broken = copy.deepcopy(body)
     broken["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["envFrm"] = []
     broken["spec"]["shutdownAfterJobFinish"] = True
-    errs = _errors(broken)  # the check can fail: a misspelt field is an error, as with kubectl --validate=strict
+    # the check can fail: a misspelt field is an error, as with kubectl --validate=strict
+    errs = _errors(broken, crd_dir)
     assert len(errs) == 2 and all("envFrm" in e or "shutdownAfterJobFinish" in e for e in errs), errs
 
 
