@@ -10,7 +10,10 @@ identical windows):
 
 * ``plain``: ``python -m serve --plain``: the same FastAPI app and ForecastService in one uvicorn process; the
   named baseline;
-* ``serve``: ``python -m serve``: Ray Serve, one replica, inference under ``@serve.batch``;
+* ``serve``: ``python -m serve``: Ray Serve, one replica, inference under ``@serve.batch``, through Serve's proxy
+  (``serving.port``);
+* ``serve_direct``: the same service, the load sent to the replica's own port (Ray Serve direct ingress,
+  ``serving.direct_ingress``): the same replica, app and batching without the proxy's hop;
 * ``serve_2r``: Ray Serve with two replicas (the machine has two cores);
 * ``serve_mainloop``, ``serve_grpc`` (only with ``--servers``): one replica with Ray Serve knobs set in the
   environment the local Ray inherits: three of its "throughput optimized" preset (requests on the main event loops,
@@ -51,6 +54,7 @@ ONE_REPLICA = {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REP
 SERVERS = {
     "plain": (["--plain"], {}),
     "serve": ([], ONE_REPLICA),
+    "serve_direct": ([], ONE_REPLICA),  # load to the replica's own port (PAST_THE_PROXY)
     "serve_2r": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "2", "RIDECAST_SERVING__MAX_REPLICAS": "2"}),
     # one replica, @serve.batch without a wait: a batch is whatever is already queued (the latency of batching)
     "serve_nowait": ([], {**ONE_REPLICA, "RIDECAST_SERVING__BATCH_WAIT_TIMEOUT_S": "0"}),
@@ -66,6 +70,9 @@ SERVERS = {
                         "RIDECAST_SERVING__TARGET_ONGOING_REQUESTS": "2", "RIDECAST_SERVING__UPSCALE_DELAY_S": "3",
                         "RIDECAST_SERVING__DOWNSCALE_DELAY_S": "15"}),
 }
+
+
+PAST_THE_PROXY = {"serve_direct"}
 
 
 def _prepare(settings, days: int) -> dict[str, float]:
@@ -106,14 +113,22 @@ class Server:
 def serving(name: str, env: dict[str, str]) -> Iterator[Server]:
     """One server of ``SERVERS`` through the stack's own start/stop (``ridecast serve``'s path: ready when
     ``/readyz`` is 200; stopped with SIGINT, so Serve and Ray shut down in order), on a free port."""
-    from ridecast.stack.serving import start_serving, stop_serving
+    from ridecast.stack.serving import replica_urls, start_serving, stop_serving
 
     args, extra = SERVERS[name]
     with overridden_settings(**{**env, **extra, "RIDECAST_SERVING__PORT": str(free_port())}) as s:
         try:
             t0 = time.perf_counter()
             state = start_serving(s, plain="--plain" in args, timeout=300)
-            yield Server(name, state.url, time.perf_counter() - t0)
+            url = state.url
+            if name in PAST_THE_PROXY:
+                deadline = time.monotonic() + 60
+                while not (urls := replica_urls(s)) and time.monotonic() < deadline:
+                    time.sleep(1.0)
+                if not urls:
+                    raise SystemExit(f"{name}: no replica answers on its own port (serving.direct_ingress off?)")
+                url = urls[0]
+            yield Server(name, url, time.perf_counter() - t0)
         finally:
             stop_serving(s)
 
@@ -246,7 +261,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--requests", type=int, default=600, help="requests per run at concurrency > 1")
     ap.add_argument("--days", type=int, default=29)
-    ap.add_argument("--servers", default="plain,serve,serve_2r")
+    ap.add_argument("--servers", default="plain,serve,serve_direct,serve_2r")
     ap.add_argument("--autoscaling", action="store_true")
     ap.add_argument("--step-s", type=float, default=40.0)
     ap.add_argument("--name", default="serve_latency", help="results file name (benchmarks/results/<name>.json)")

@@ -184,6 +184,15 @@ class ServingSettings(BaseModel):
     replica_num_cpus: float = Field(0.5, gt=0, description="CPUs Ray reserves per replica (2 cores here)")
     max_batch_size: int = Field(16, ge=1, description="@serve.batch: requests merged into one inference")
     batch_wait_timeout_s: float = Field(0.005, ge=0, description="@serve.batch: how long a batch waits to fill")
+    direct_ingress: bool = Field(
+        True, description="each replica also answers HTTP on its own port (Ray Serve direct ingress), past the proxy"
+    )
+    direct_ingress_ports: tuple[int, int] = Field(
+        (30000, 31000), description="port range the replicas' own HTTP servers take their ports from (on host)"
+    )
+    direct_ingress_drain_s: float = Field(
+        2.0, ge=0, description="a stopping replica keeps answering this long (a load balancer's time to drop it)"
+    )
     # observability
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset: spans go to trace_file")
     trace_file: Path | None = Field(None, description="JSON-lines span file; default <state_dir>/traces/serve.jsonl")
@@ -193,6 +202,13 @@ class ServingSettings(BaseModel):
     start_timeout_s: float = Field(
         300.0, gt=0, description="`ridecast serve` waits this long for /readyz (Ray start, model and feature load)"
     )
+
+    @field_validator("direct_ingress_ports")
+    @classmethod
+    def _port_range(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not 1024 <= v[0] <= v[1] <= 65535:
+            raise ValueError(f"direct_ingress_ports {v} must be an ordered range within 1024-65535")
+        return v
 
     @model_validator(mode="after")
     def _replicas_ordered(self) -> "ServingSettings":

@@ -93,10 +93,11 @@ def run_ray(settings: "Settings") -> int:
     from ray import serve
 
     from serve import _telemetry
-    from serve._deployment import APP_NAME, build_app
+    from serve._deployment import APP_NAME, build_app, ray_serve_env
     from training.ray_runtime import init_ray, shutdown_ray
 
     stop = _stop_on_signals()
+    os.environ.update(ray_serve_env(settings))  # the local Ray's processes inherit Serve's switches
     _telemetry.reset_metrics_dir(settings)  # replicas of an earlier run left their multiprocess files
     _telemetry.configure(settings, service_name="ridecast-serve-driver")
     own_cluster = not settings.training.ray_address

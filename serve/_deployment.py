@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from serve._service import Forecast, ForecastRequest, Readiness
 
 __all__ = ["APP_NAME", "DEPLOYMENT_NAME", "Forecaster", "autoscaling_config", "build_app", "deployment_options",
-           "replica_env", "user_config"]
+           "ray_serve_env", "replica_env", "user_config"]
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,24 @@ def replica_env(settings: "Settings") -> dict[str, str]:
     for the champions in a fresh default database next to its working directory and finds none."""
     return {**_telemetry.metrics_env(settings), "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
             "MLFLOW_REGISTRY_URI": settings.mlflow_tracking_uri}
+
+
+def ray_serve_env(settings: "Settings") -> dict[str, str]:
+    """Ray Serve's own switches, from settings, for every process of the Ray that serves (controller, proxy,
+    replicas read them on import; ``python -m serve`` puts them in the environment before it starts its local Ray,
+    a RayService in its pods' environment).
+
+    Direct ingress: each replica also runs its own HTTP server on ``serving.host``, on a port of
+    ``serving.direct_ingress_ports``. The proxy (``serving.port``) stays, and routes as before; a request sent
+    to a replica's own port skips the proxy's hop and its Ray call, which is most of what Serve costs per request
+    (benchmarks/README.md, ``serve_direct``). A stopping replica keeps answering ``direct_ingress_drain_s``, the
+    time a load balancer in front of those ports needs to stop sending it requests.
+    """
+    sv = settings.serving
+    lo, hi = sv.direct_ingress_ports
+    return {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1" if sv.direct_ingress else "0",
+            "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(lo), "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(hi),
+            "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": f"{sv.direct_ingress_drain_s:g}"}
 
 
 def deployment_options(settings: "Settings") -> dict[str, Any]:

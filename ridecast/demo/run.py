@@ -1,9 +1,13 @@
 """``ridecast demo``: the whole pipeline on embedded defaults, start to finish, then the results.
 
-History goes in as a backfill (the same feature SQL, in batch); then a day streams live through Kafka, with a
-few malformed events so the dead letters show, and lands in Iceberg through the streaming job (Iceberg's Flink sink).
+History goes in as a backfill (the same feature SQL, in batch); then yesterday and today up to the wall clock
+stream live through Kafka, with a few malformed events so the dead letters show, and land in Iceberg through the
+streaming job (Iceberg's Flink sink). Yesterday is the day the results and the forecast scores are about; today so
+far is what makes the forecasting service's answers fresh: its newest windows closed minutes ago, as on live
+traffic. Just before the service is asked, the stream is topped up to the clock again.
 Everything is deterministic by seed and idempotent: a second run reuses what the first one built (a backfill
-of the same file is skipped; a day already in silver is not streamed twice), which is what keeps it fast warm.
+of the same file is skipped; the stream resumes after the newest event already in silver), which is what keeps
+it fast warm.
 
 The history stops ``SEAM`` before the live day starts. HOP windows near a boundary would otherwise be computed
 twice, partially, by the batch job and the streaming job; with the gap no window key comes from both.
@@ -32,23 +36,26 @@ SHOWCASE_ZONE = "DOWNTOWN_CORE"
 
 @dataclass(frozen=True)
 class DemoPlan:
-    live_start: datetime
-    live_end: datetime
+    live_start: datetime  # the live day (yesterday in Singapore) ...
+    live_end: datetime  # ... ends at midnight: the results and forecast scores are about this whole day
     history_start: datetime
     history_end: datetime
     seed: int
     scale: float
     speedup: float
+    stream_end: datetime  # the stream goes on through today up to this moment (the wall clock at plan time)
 
 
 def plan(history_days: int, seed: int = 42, scale: float = 1.0, speedup: float = 1440.0,
          now: datetime | None = None) -> DemoPlan:
-    """The live day is yesterday in Singapore; the history is the ``history_days`` before it (minus the seam)."""
+    """The live day is yesterday in Singapore, streamed with today so far; the history is the ``history_days``
+    before it (minus the seam)."""
     now = now or datetime.now(timezone.utc)
     today = now.astimezone(SGT).replace(hour=0, minute=0, second=0, microsecond=0)
     live_start = today - timedelta(days=1)
     history_end = live_start - SEAM
-    return DemoPlan(live_start, today, history_end - timedelta(days=history_days), history_end, seed, scale, speedup)
+    return DemoPlan(live_start, today, history_end - timedelta(days=history_days), history_end, seed, scale, speedup,
+                    now.replace(microsecond=0))
 
 
 @dataclass
@@ -94,6 +101,25 @@ def _count_between(settings: Settings, ident: str, column: str, lo: datetime, hi
     return int(res.to_pylist()[0]["n"])
 
 
+def _newest_streamed(settings: Settings, lo: datetime, hi: datetime) -> datetime | None:
+    """The newest event time in silver within ``[lo, hi]``: where a resumed stream starts (None: nothing yet)."""
+    from ridecast.sql import run_sql
+
+    res = run_sql(f"SELECT max(event_time) AS t FROM iceberg.silver.trip_events WHERE event_time >= "
+                  f"TIMESTAMP '{_ts(lo)} UTC' AND event_time <= TIMESTAMP '{_ts(hi)} UTC'", settings)
+    t = res.to_pylist()[0]["t"]
+    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=timezone.utc))
+
+
+def _last_closed_window_end(settings: Settings, until: datetime) -> datetime:
+    """The newest window end a stream that stops at ``until`` closes: the watermark (``until`` minus the allowed
+    lateness) passes every window ending at or before it, and windows end on multiples of the slide."""
+    slide = timedelta(minutes=settings.flink.slide_minutes)
+    wm = until - timedelta(seconds=settings.flink.watermark_delay_s)
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return epoch + (wm - epoch) // slide * slide
+
+
 def _backfill_history(p: DemoPlan, settings: Settings, console: Console) -> None:
     from ridecast.sources.deliver import Target, deliver
     from ridecast.sources.simulate import simulate_events
@@ -118,47 +144,68 @@ def _hostile(zone: str, t_ms: int) -> list[bytes]:
             json.dumps({**ok, "event_time_ms": t_ms + 10 * 365 * 86_400_000}).encode()]
 
 
-def _stream_day(p: DemoPlan, settings: Settings, console: Console) -> None:
+def _stream_live(p: DemoPlan, settings: Settings, console: Console, until: datetime) -> None:
+    """Stream the simulated trips from the live day's start up to ``until`` (at most the wall clock), resuming
+    after the newest event already in silver, so no event is sent twice and a warm rerun only tops up.
+
+    Events after ``until`` are held back: a trip requested a minute ago has not been completed yet, and an event
+    from the future would be rejected. The producer's closing heartbeat stops at the clock too, so the windows
+    that are still open stay open for the next top-up (or for live traffic)."""
     from kafka import KafkaProducer
 
     from ridecast.sources.deliver import Target, deliver
     from ridecast.sources.simulate import simulate_events
     from ridecast.stack.broker import bootstrap_servers
 
-    already = _count_between(settings, "silver.trip_events", "event_time", p.live_end - timedelta(hours=1),
-                             p.live_end)
-    if already:
-        console.print(f"the live day {p.live_start:%Y-%m-%d} is already in silver: not streaming it twice")
+    since = _newest_streamed(settings, p.live_start, until)
+    if since is None:  # a first stream: with the malformed events the dead-letter table shows
+        producer = KafkaProducer(bootstrap_servers=bootstrap_servers(settings), acks="all")
+        for raw in _hostile(SHOWCASE_ZONE, int(p.live_start.timestamp() * 1000)):
+            producer.send(settings.kafka.events_topic, key=b"demo-bad", value=raw)
+        producer.flush()
+        producer.close()
+        start = p.live_start
+    else:
+        # from the day before ``since`` (the simulation is deterministic per local day): a trip requested before
+        # midnight can still end after ``since``
+        start = max(p.live_start, (since.astimezone(SGT) - timedelta(days=1)).replace(hour=0, minute=0, second=0,
+                                                                                      microsecond=0))
+    lo_ms = int(since.timestamp() * 1000) if since else -1
+    hi_ms = int(until.timestamp() * 1000)
+    events = (e for e in simulate_events(start, until - start, seed=p.seed + 1, scale=p.scale)
+              if lo_ms < e["event_time_ms"] <= hi_ms)
+    # closed up to ``until``, not to the clock at the end of the (sped-up) replay: the next top-up starts there
+    stats = deliver(events, Target.kafka, settings, speedup=p.speedup, close_at=until, progress=True).produced
+    if not stats.sent:
+        console.print(f"silver already holds the stream up to {until.astimezone(SGT):%a %d %b %H:%M} SGT: "
+                      "nothing to send")
         return
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers(settings), acks="all")
-    for raw in _hostile(SHOWCASE_ZONE, int(p.live_start.timestamp() * 1000)):
-        producer.send(settings.kafka.events_topic, key=b"demo-bad", value=raw)
-    producer.flush()
-    producer.close()
-    events = simulate_events(p.live_start, p.live_end - p.live_start, seed=p.seed + 1, scale=p.scale)
-    stats = deliver(events, Target.kafka, settings, speedup=p.speedup, progress=True).produced
-    console.print(f"streamed {stats.sent:,} events + {stats.heartbeats:,} heartbeats at {stats.rate:,.0f}/s "
+    first, last = (datetime.fromtimestamp(ms / 1000, SGT) for ms in (stats.first_event_ms, stats.last_event_ms))
+    console.print(f"streamed {stats.sent:,} events ({first:%a %d %b %H:%M} – {last:%a %d %b %H:%M} SGT) + "
+                  f"{stats.heartbeats:,} heartbeats at {stats.rate:,.0f}/s "
                   f"(speed-up {p.speedup:g}×: one simulated day per {86400 / p.speedup:.0f} s)")
 
 
-def _wait_landed(p: DemoPlan, settings: Settings, console: Console, timeout_s: float = 600) -> None:
-    """Until the live day's last hourly window is committed to gold (the job commits at each checkpoint)."""
+def _wait_landed(p: DemoPlan, settings: Settings, console: Console, until: datetime,
+                 timeout_s: float = 600) -> None:
+    """Until the newest window a stream up to ``until`` closes is committed to gold (the job commits at each
+    checkpoint)."""
     from ridecast.views import spinner
 
-    target = p.live_end
+    target = _last_closed_window_end(settings, until)
     with spinner(console) as bar:
-        task = bar.add_task("waiting for the day's windows in gold.zone_features", total=None)
+        task = bar.add_task("waiting for the windows in gold.zone_features", total=None)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            n = _count_between(settings, "gold.zone_features", "window_end", target - timedelta(minutes=5),
-                               target + timedelta(minutes=1))
+            n = _count_between(settings, "gold.zone_features", "window_end", target, target + timedelta(seconds=1))
             rows = _count_between(settings, "gold.zone_features", "window_end", p.live_start, target)
-            bar.update(task, description=f"gold.zone_features: {rows:,} windows of the live day landed")
+            bar.update(task, description=f"gold.zone_features: {rows:,} windows since "
+                                         f"{p.live_start.astimezone(SGT):%a %d %b} landed")
             if n:
                 return
             time.sleep(3)
-    raise RuntimeError(f"the live day did not land within {timeout_s:.0f}s; see `ridecast status` and "
-                       f"{settings.log_dir}")
+    raise RuntimeError(f"the windows up to {target:%Y-%m-%d %H:%M} UTC did not land within {timeout_s:.0f}s; see "
+                       f"`ridecast status` and {settings.log_dir}")
 
 
 def _zone_curve_png(rows: list[dict], out: Path) -> Path:
@@ -203,12 +250,16 @@ SELECT reason, count(*) AS events FROM iceberg.ops.dead_letters GROUP BY reason 
     return _zone_curve_png(rows, settings.state_dir / "reports" / "demo_zone_features.png")
 
 
-def _serve_and_ask(settings: Settings, console: Console, zone: str = "TAMPINES") -> str | None:
-    """Start the forecasting service (left running) and ask it one zone's forecasts over HTTP; returns its URL."""
+def _serve_and_ask(p: DemoPlan, settings: Settings, console: Console, zone: str = "TAMPINES") -> str | None:
+    """Top the stream up to the clock, start the forecasting service (left running) and ask it one zone's
+    forecasts over HTTP; returns its URL."""
     from ridecast.stack import lifecycle
     from ridecast.stack.serving import ForecastRequestError, ServingNotReadyError, request_forecast
     from ridecast.views import forecast_table, serve_text
 
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    _stream_live(p, settings, console, now)  # the minutes since the live stream stopped: fresh windows
+    _wait_landed(p, settings, console, now)
     try:
         with console.status("starting the forecasting service (Ray Serve: models from MLflow, features)…"):
             served = lifecycle.up_serve(settings)
@@ -223,10 +274,9 @@ def _serve_and_ask(settings: Settings, console: Console, zone: str = "TAMPINES")
         return served.url
     console.print(forecast_table(forecasts, f"{served.url}/v1/forecast/{zone}"))
     if any(f["stale"] for f in forecasts):
-        console.print(f"[yellow]stale[/]: the simulated live day's last window closed longer ago than "
-                      f"serving.max_feature_age_s ({settings.serving.max_feature_age_s:g} s), so the service answers "
-                      "with the seasonal-naive value and says so; with the feature job on live traffic the same "
-                      "request is answered by the model.")
+        console.print(f"[yellow]stale[/]: the newest window closed longer ago than serving.max_feature_age_s "
+                      f"({settings.serving.max_feature_age_s:g} s), so the service answers with the seasonal-naive "
+                      "value and says so; see `ridecast status` and the feature job's log.")
     return served.url
 
 
@@ -239,7 +289,8 @@ def run_demo(*, history_days: int = 28, seed: int = 42, scale: float = 1.0, spee
     started = time.monotonic()
     console.print(Panel.fit(
         f"ridecast demo: {history_days} days of simulated Singapore history "
-        f"({p.history_start:%d %b} – {p.history_end:%d %b}), then {p.live_start:%a %d %b} streamed live",
+        f"({p.history_start:%d %b} – {p.history_end:%d %b}), then {p.live_start:%a %d %b} and today up to "
+        f"{p.stream_end.astimezone(SGT):%H:%M} SGT streamed live",
         border_style="cyan"))
 
     with step("Embedded stack: broker, topics, Iceberg tables, feature job"):
@@ -256,9 +307,9 @@ def run_demo(*, history_days: int = 28, seed: int = 42, scale: float = 1.0, spee
             from ridecast.demo import forecast as demo_forecast
 
             demo_forecast.train_on_history(s, console, p)
-    with step("Live: a day of trips through Kafka → PyFlink → Iceberg"):
-        _stream_day(p, s, console)
-        _wait_landed(p, s, console)
+    with step("Live: yesterday and today so far through Kafka → PyFlink → Iceberg"):
+        _stream_live(p, s, console, p.stream_end)
+        _wait_landed(p, s, console, p.stream_end)
     with step("Results (Trino-dialect SQL on the embedded engine)"):
         png = _show_results(p, s, console)
     if train:
@@ -267,7 +318,7 @@ def run_demo(*, history_days: int = 28, seed: int = 42, scale: float = 1.0, spee
     serve_url = None
     if train:
         with step("Online: the forecasting service on Ray Serve answers over HTTP (left running)"):
-            serve_url = _serve_and_ask(s, console)
+            serve_url = _serve_and_ask(p, s, console)
     summary = Table(title="demo timings", show_header=False)
     for title, secs in step.timings:
         summary.add_row(title, f"{secs:,.0f} s")

@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,10 +60,11 @@ def write_jsonl(events: Iterable[dict[str, Any]], path: str | Path) -> int:
 
 def deliver(events: Iterable[dict[str, Any]], target: Target | str, settings: Settings | None = None, *,
             path: str | Path | None = None, speedup: float | None = None, heartbeat_zone: str | None = None,
-            total: int | None = None, progress: bool = True) -> Delivery:
+            close_at: datetime | None = None, total: int | None = None, progress: bool = True) -> Delivery:
     """Send v1 events (in event-time order) to ``target``; ``path`` is required for a file or a backfill.
 
-    ``speedup``, ``heartbeat_zone`` and ``total`` apply to Kafka (see :func:`ridecast.sources.producer.produce`).
+    ``speedup``, ``heartbeat_zone``, ``close_at`` and ``total`` apply to Kafka (see
+    :func:`ridecast.sources.producer.produce`).
     A backfill of a file already backfilled is skipped by the pipeline, so re-delivering is safe.
     """
     target = Target(target)
@@ -70,7 +72,8 @@ def deliver(events: Iterable[dict[str, Any]], target: Target | str, settings: Se
     if target is Target.kafka:
         from ridecast.sources.producer import produce
 
-        stats = produce(events, s, speedup=speedup, heartbeat_zone=heartbeat_zone, total=total, progress=progress)
+        stats = produce(events, s, speedup=speedup, heartbeat_zone=heartbeat_zone, close_at=close_at, total=total,
+                        progress=progress)
         return Delivery(target, produced=stats)
     if path is None:
         raise ValueError(f"delivering to {target.value} needs a path")

@@ -10,7 +10,10 @@ Why it is built this way:
   recent events holds every window open. So, every ``heartbeat_every_s`` of *event time*, each partition
   gets a ``heartbeat`` event (explicit partition, no demand) stamped with the event time about to be sent
   (never ahead of it, so no real event becomes late). At the end each partition gets a closing heartbeat
-  ``close_after`` past the last event, far enough for the watermark to pass the last windows.
+  ``close_after`` past the last event, far enough for the watermark to pass the last windows, but never past
+  the wall clock: a stream that ends at "now" (a live feed caught up, the demo's "today so far") would otherwise
+  move the watermark into the future, and the events that really happen next would all arrive late. A caller that
+  knows where its stream's time stops (a replay up to a moment, continued later) says so with ``close_at``.
 * **Pacing by event time** (``speedup``) makes a recorded or simulated history look live: with
   speedup=720, one event-time hour passes in 5 s of wall time. Without it, send as fast as possible.
 * Nothing here reads end offsets; the returned counts are what was sent and
@@ -24,13 +27,13 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from ridecast.config import Settings, get_settings
 from ridecast.events import HEARTBEAT, load_zones, make_event
 
-__all__ = ["ProduceStats", "default_close_after", "produce"]
+__all__ = ["ProduceStats", "closing_heartbeat_ms", "default_close_after", "produce"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,12 @@ def default_close_after(settings: Settings) -> timedelta:
     """Largest window + one slide + the watermark delay: enough for every window to close."""
     f = settings.flink
     return timedelta(minutes=max(f.window_minutes) + f.slide_minutes, seconds=f.watermark_delay_s)
+
+
+def closing_heartbeat_ms(last_ms: int, close_at_ms: int, now_ms: int) -> int:
+    """Where the closing heartbeat goes: at ``close_at_ms``, capped at ``now_ms`` (what is not yet closed stays
+    open for the events still to come), and never before the last event itself."""
+    return max(last_ms, min(close_at_ms, now_ms))
 
 
 class _Progress:
@@ -98,6 +107,7 @@ def produce(
     speedup: float | None = None,
     heartbeat_every_s: float = 60.0,
     close_after: timedelta | None = None,
+    close_at: datetime | None = None,
     heartbeat_zone: str | None = None,
     topic: str | None = None,
     total: int | None = None,
@@ -177,7 +187,8 @@ def produce(
                 break
             bar.update(sent)
         if last_ms is not None and not errors:
-            heartbeat_all(last_ms + close_ms)
+            close_at_ms = int(close_at.timestamp() * 1000) if close_at is not None else last_ms + close_ms
+            heartbeat_all(closing_heartbeat_ms(last_ms, close_at_ms, int(time.time() * 1000)))
         producer.flush()
     finally:
         producer.close()

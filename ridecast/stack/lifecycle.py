@@ -41,6 +41,7 @@ class ServeResult:
     mode: str  # "ray" (Ray Serve) or "plain" (one uvicorn process)
     pid: int
     readiness: str  # what /readyz answered
+    replica_urls: tuple[str, ...] = ()  # the replicas' own HTTP servers (direct ingress), past the proxy
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def up_serve(settings: Settings | None = None, *, plain: bool = False,
     from ridecast.stack.serving import start_serving
 
     state = start_serving(settings or get_settings(), plain=plain, on_wait=on_wait)
-    return ServeResult(state.url, state.mode, state.pid, state.detail)
+    return ServeResult(state.url, state.mode, state.pid, state.detail, state.replica_urls)
 
 
 def up_schedule(settings: Settings | None = None) -> ScheduleResult:

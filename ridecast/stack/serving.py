@@ -24,8 +24,8 @@ from ridecast.config import Settings, get_settings, repo_root
 from ridecast.stack.process import ManagedProcess
 
 __all__ = ["REPLICA_TITLE", "ForecastRequestError", "ServingNotReadyError", "ServingNotRunningError", "ServingState",
-           "replica_pids", "request_forecast", "serving_command", "serving_health", "serving_process", "serving_state",
-           "start_serving", "stop_serving"]
+           "replica_pids", "replica_urls", "request_forecast", "serving_command", "serving_health", "serving_process",
+           "serving_state", "start_serving", "stop_serving"]
 
 Mode = Literal["ray", "plain"]
 
@@ -46,6 +46,7 @@ class ServingState:
     pid: int
     ready: bool
     detail: str  # /readyz's answer, or why it could not be asked
+    replica_urls: tuple[str, ...] = ()  # each replica's own HTTP server (Ray Serve direct ingress), past the proxy
 
 
 def serving_process(settings: Settings | None = None) -> ManagedProcess:
@@ -87,7 +88,7 @@ def start_serving(settings: Settings | None = None, *, plain: bool = False, time
             raise ServingNotReadyError(f"the service exited during start-up; see {proc.log_file}")
         ready, said = _readyz(url)
         if ready:
-            return ServingState(url, rec["mode"], rec["pid"], True, said)
+            return ServingState(url, rec["mode"], rec["pid"], True, said, tuple(replica_urls(s)))
         if on_wait is not None:
             on_wait(said)
         if time.monotonic() > deadline:
@@ -101,7 +102,7 @@ def serving_state(settings: Settings | None = None) -> ServingState | None:
     if rec is None:
         return None
     ready, said = _readyz(rec["url"])
-    return ServingState(rec["url"], rec["mode"], rec["pid"], ready, said)
+    return ServingState(rec["url"], rec["mode"], rec["pid"], ready, said, tuple(replica_urls(settings)))
 
 
 def serving_health(settings: Settings | None = None) -> str:
@@ -113,7 +114,8 @@ def serving_health(settings: Settings | None = None) -> str:
         return f"not ready: {state.detail}"
     if state.mode == "plain":
         return f"ok, {state.url}, plain (one process)"
-    return f"ok, {state.url}, {len(replica_pids(settings))} replicas"
+    direct = f" (direct: {', '.join(state.replica_urls)})" if state.replica_urls else ""
+    return f"ok, {state.url}, {len(replica_pids(settings))} replicas{direct}"
 
 
 def replica_pids(settings: Settings | None = None) -> list[int]:
@@ -133,6 +135,24 @@ def replica_pids(settings: Settings | None = None) -> list[int]:
         except psutil.Error:  # exited meanwhile
             continue
     return sorted(pids)
+
+
+def replica_urls(settings: Settings | None = None) -> list[str]:
+    """The URLs the replicas answer at themselves when ``serving.direct_ingress`` is on: each replica's listening
+    socket on ``serving.host`` within ``serving.direct_ingress_ports`` (Ray Serve allocates the port and does not
+    publish it). The proxy's ``serve_url`` stays the stable address; these skip its hop, for a client or load
+    balancer that spreads requests over them."""
+    s = settings or get_settings()
+    lo, hi = s.serving.direct_ingress_ports
+    urls = []
+    for pid in replica_pids(s):
+        try:
+            conns = psutil.Process(pid).net_connections(kind="tcp")
+        except psutil.Error:  # exited meanwhile
+            continue
+        urls += [f"http://{c.laddr.ip}:{c.laddr.port}" for c in conns
+                 if c.status == psutil.CONN_LISTEN and c.laddr.ip == s.serving.host and lo <= c.laddr.port <= hi]
+    return sorted(urls)
 
 
 def stop_serving(settings: Settings | None = None, timeout: float = 60.0) -> bool:

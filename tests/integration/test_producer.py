@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from ridecast.config import get_settings
 from ridecast.events import HEARTBEAT, load_zones, reject_reason
-from ridecast.sources.producer import default_close_after, produce
+from ridecast.sources.producer import closing_heartbeat_ms, default_close_after, produce
 from ridecast.sources.simulate import simulate_events
 from ridecast.stack.broker import bootstrap_servers, ensure_topics
 
@@ -118,3 +118,48 @@ def test_speedup_paces_by_event_time(three_partitions):
     stats = produce(iter(requests), s, speedup=600, progress=False, close_after=timedelta(minutes=1))
     assert stats.sent == len(requests)
     assert stats.seconds >= span_s / 600 * 0.99  # cannot be faster than event time / speedup
+
+
+def test_a_stream_that_ends_now_does_not_close_the_future(three_partitions):
+    """A live feed caught up to the wall clock: its closing heartbeat stops at "now". Stamped ``close_after`` past
+    the last event (65 minutes by default) it would move the watermark into the future, and every event that really
+    happens in the next hour would arrive late."""
+    s = three_partitions
+    now = datetime.now(timezone.utc)
+    events = [e for e in simulate_events(now - timedelta(minutes=20), timedelta(minutes=20), seed=5,
+                                         zones=load_zones(s.zones_file))
+              if e["event_time_ms"] <= now.timestamp() * 1000]  # outcomes still to come are not sent
+    before_ms = int(time.time() * 1000)
+    stats = produce(iter(events), s, heartbeat_every_s=120, progress=False)
+    after_ms = int(time.time() * 1000)
+    records = _consume(s, expected=stats.sent + stats.heartbeats)
+    closing: dict[int, int] = defaultdict(int)
+    for r in records:
+        v = json.loads(r.value)
+        if v["event_type"] == HEARTBEAT:
+            closing[r.partition] = max(closing[r.partition], v["event_time_ms"])
+    assert set(closing) == set(range(PARTITIONS))
+    close_ms = int(default_close_after(s).total_seconds() * 1000)
+    for ts in closing.values():
+        assert max(before_ms, stats.last_event_ms) <= ts <= after_ms < stats.last_event_ms + close_ms
+
+
+def test_a_replay_up_to_a_moment_closes_up_to_that_moment(three_partitions):
+    """``close_at``: a sped-up replay that stops at a moment (the demo's "today up to now", topped up later) closes
+    its windows up to that moment, not up to the clock at the end of the replay, which the next part would find
+    already passed."""
+    s = three_partitions
+    until = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+    events = [e for e in simulate_events(until - timedelta(minutes=20), timedelta(minutes=20), seed=6,
+                                         zones=load_zones(s.zones_file))
+              if e["event_time_ms"] <= until.timestamp() * 1000]
+    stats = produce(iter(events), s, progress=False, close_at=until)
+    closing = [json.loads(r.value)["event_time_ms"] for r in _consume(s, expected=stats.sent + stats.heartbeats)
+               if json.loads(r.value)["event_type"] == HEARTBEAT]
+    assert max(closing) == until.timestamp() * 1000 and closing.count(max(closing)) == PARTITIONS
+
+
+def test_closing_heartbeat_is_capped_by_the_clock_not_before_the_last_event():
+    assert closing_heartbeat_ms(1_000, 1_500, now_ms=10_000) == 1_500  # a replay of the past: as asked
+    assert closing_heartbeat_ms(1_000, 1_500, now_ms=1_200) == 1_200  # caught up: the clock
+    assert closing_heartbeat_ms(1_000, 1_500, now_ms=900) == 1_000  # events ahead of this clock: never backwards

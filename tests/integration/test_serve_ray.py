@@ -30,7 +30,7 @@ from ridecast.config import Settings
 from ridecast.stack import lifecycle
 from ridecast.stack.broker import ensure_topics
 from ridecast.stack.process import free_port
-from ridecast.stack.serving import replica_pids, serving_process
+from ridecast.stack.serving import replica_pids, replica_urls, serving_process
 from tests.lake_fixtures import online_message, synthetic_events, write_lake
 from tests.openapi_fuzz import MODES, fuzz_openapi
 from tests.streaming import stream_env, wait_for
@@ -162,6 +162,31 @@ def test_every_zone_and_horizon_over_http(served):
     # the driver reports Serve's replica count; /metrics on any replica merges every process's samples
     wait_for(lambda: "ridecast_replicas 2.0" in httpx.get(f"{up.url}/metrics", timeout=30).text, 300,
              "the replicas gauge on /metrics", lambda: httpx.get(f"{up.url}/metrics", timeout=30).text[-2000:])
+
+
+def test_each_replica_answers_on_its_own_port_as_through_the_proxy(served):
+    """Direct ingress: past Serve's proxy, each replica's own HTTP server (on 127.0.0.1, in the configured range)
+    gives the answer the proxy gives, from the same app, batch queue and model."""
+    s, up, first, _gold = served
+    wait_for(lambda: len(replica_urls(s)) == 2, 300, "both replicas' own HTTP servers", lambda: str(replica_urls(s)))
+    lo, hi = s.serving.direct_ingress_ports
+
+    def answer(url: str) -> list[dict]:
+        r = httpx.get(f"{url}/v1/forecast/TAMPINES", params={"horizon": 60}, timeout=30)
+        assert r.status_code == 200, r.text
+        # all but the feature age (now - feature time), also named in a stale answer's reason
+        return [{k: v for k, v in f.items() if k not in ("feature_age_s", "fallback_reason")}
+                for f in _forecasts(r.json())]
+
+    via_proxy = answer(up.url)
+    assert via_proxy[0]["model_version"] == first[60]
+    for url in replica_urls(s):
+        host, port = url.removeprefix("http://").split(":")
+        assert host == "127.0.0.1" and lo <= int(port) <= hi
+        assert answer(url) == via_proxy
+        assert httpx.get(f"{url}/v1/forecast/NOWHERE", params={"horizon": 60}, timeout=30).status_code == 404
+    health = {p.name: p for p in lifecycle.status(s).processes}["serve"].health
+    assert "direct: http://127.0.0.1:" in health, health
 
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)

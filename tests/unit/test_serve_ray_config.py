@@ -12,7 +12,14 @@ from ridecast.stack.process import free_port
 from ridecast.stack.serving import REPLICA_TITLE, ServingNotRunningError, request_forecast, serving_command
 from ridecast.views import forecast_table, serve_text
 from serve.__main__ import local_ray_cpus
-from serve._deployment import APP_NAME, DEPLOYMENT_NAME, autoscaling_config, build_app, deployment_options
+from serve._deployment import (
+    APP_NAME,
+    DEPLOYMENT_NAME,
+    autoscaling_config,
+    build_app,
+    deployment_options,
+    ray_serve_env,
+)
 from serve._telemetry import metrics_env
 
 
@@ -20,6 +27,20 @@ def _text(renderable: object) -> str:
     console = Console(width=250, record=True, color_system=None)
     console.print(renderable)
     return console.export_text()
+
+
+def test_ray_serve_switches_come_from_settings(tmp_path, monkeypatch):
+    s = Settings(home=tmp_path)
+    assert ray_serve_env(s) == {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+                                "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": "30000",
+                                "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": "31000",
+                                "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2"}
+    monkeypatch.setenv("RIDECAST_SERVING__DIRECT_INGRESS", "false")
+    monkeypatch.setenv("RIDECAST_SERVING__DIRECT_INGRESS_PORTS", "[20000, 20010]")
+    env = ray_serve_env(Settings(home=tmp_path))
+    assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "0" and env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"] == "20010"
+    with pytest.raises(ValueError, match="direct_ingress_ports"):
+        Settings(home=tmp_path, serving={"direct_ingress_ports": (31000, 30000)})
 
 
 def test_deployment_options_come_from_settings(tmp_path):
@@ -73,6 +94,10 @@ def test_serve_text_and_forecast_table():
     text = _text(serve_text(ServeResult("http://127.0.0.1:8000", "ray", 42, "{}"), "BEDOK"))
     assert "http://127.0.0.1:8000 (Ray Serve, pid 42)" in text
     assert "curl 'http://127.0.0.1:8000/v1/forecast/BEDOK?horizon=60'" in text and "ridecast down" in text
+    assert "past Serve's proxy" not in text
+    text = _text(serve_text(ServeResult("http://127.0.0.1:8000", "ray", 42, "{}",
+                                        ("http://127.0.0.1:30000", "http://127.0.0.1:30001")), "BEDOK"))
+    assert "past Serve's proxy: http://127.0.0.1:30000, http://127.0.0.1:30001" in text
     rows = [
         {"zone": "BEDOK", "horizon_min": 60, "predicted_requests": 12.34, "target_start": "2026-12-02T04:00:00Z",
          "target_end": "2026-12-02T05:00:00Z", "feature_age_s": 42.0, "stale": False, "source": "model",
