@@ -1,7 +1,9 @@
 """``python -m serve``: the forecasting service in the foreground until SIGTERM or SIGINT.
 
 Ray Serve (default): start a local Ray on 127.0.0.1 (or connect to ``training.ray_address``), start Serve's HTTP
-proxy on ``serving.host:serving.port``, deploy :func:`serve._deployment.build_app`, and block. ``--plain``: the
+proxy on ``serving.host:serving.port``, deploy :func:`serve._deployment.build_app`, and block. Serve's own switches
+(direct ingress: each replica also serving HTTP on its own port) go into this process's environment first, which
+the local Ray's controller and replicas inherit; a cluster joined by address keeps its own. ``--plain``: the
 single-process uvicorn app of :mod:`serve._plain` (same model, features and HTTP layer, no Ray), the benchmark's
 baseline and a fallback where Ray cannot run.
 
