@@ -209,11 +209,22 @@ def test_alias_moves_under_load_without_a_failed_request(served):
         for h in HORIZONS:
             client.set_registered_model_alias(model_name(s, h), CHAMPION, second[h])
         moved_at = load.answered
-        wait_for(lambda: sum(load.ok[second[h]] for h in HORIZONS) >= 20, 180, "answers from the new versions")
+        new_versions = set(second.values()) - set(first.values())
+        wait_for(lambda: sum(load.ok[v] for v in new_versions) >= 20, 180, "answers from the new versions")
+
+        # each replica polls MLflow on its own and switches within a poll (and a model load) of the move: asked on
+        # its own port (direct ingress), every replica comes to name only the new versions, still under load
+        def on_new_versions(url: str) -> bool:
+            return all(_forecasts(httpx.get(f"{url}/v1/forecast/{ZONES[0]}", params={"horizon": h}, timeout=30)
+                                  .json())[0]["model_version"] == second[h] for h in HORIZONS)
+
+        wait_for(lambda: len(replica_urls(s)) == 2, 120, "both replicas' own ports", lambda: str(replica_urls(s)))
+        for url in replica_urls(s):
+            wait_for(lambda url=url: on_new_versions(url), 120, f"replica {url} on the new versions")
     print(f"alias move under load: {load.answered} answered ({moved_at} before the move), "
           f"{len(load.failed)} failed; by version {dict(load.ok)}")
     assert load.failed == []
-    # every replica switched: a round of requests afterwards names only the new versions
+    # so through the proxy, whichever replica it picks, a round of requests names only the new versions
     for zone in ZONES:
         for h in HORIZONS:
             (f,) = _forecasts(httpx.get(f"{up.url}/v1/forecast/{zone}", params={"horizon": h}, timeout=30).json())
