@@ -143,8 +143,9 @@ def replica_env(settings: "Settings") -> dict[str, str]:
 
 def ray_serve_env(settings: "Settings") -> dict[str, str]:
     """Ray Serve's own switches, from settings, for every process of the Ray that serves (controller, proxy,
-    replicas read them on import; ``python -m serve`` puts them in the environment before it starts its local Ray,
-    a RayService in its pods' environment).
+    replicas read them on import; ``python -m serve`` puts them in the environment before it starts its local Ray).
+    The Helm chart's RayService does not set them: its clients go through the proxy, so it keeps Ray's default (off)
+    and sets ``serving.direct_ingress`` false to match.
 
     Direct ingress: each replica also runs its own HTTP server on ``serving.host``, on a port of
     ``serving.direct_ingress_ports``. The proxy (``serving.port``) stays, and routes as before; a request sent
