@@ -7,7 +7,9 @@ there, so the routes reach this replica's service and its ``@serve.batch`` queue
 
 Why batching sits here and not in the service: ``@serve.batch`` merges the ``forecast`` calls that arrive on one
 replica within ``serving.batch_wait_timeout_s`` (at most ``serving.max_batch_size``) into one
-``ForecastService.forecast_many``, which reads the store once and predicts once per horizon. A request whose slot
+``ForecastService.forecast_many``, which reads the store once and predicts once per horizon. Only calls that need
+that work queue: one that the last computation answers (the store and the champions unchanged since,
+``ForecastService.answer_computed``) is answered without the wait. A request whose slot
 failed (an unknown zone) gets its own exception; the others in the batch are answered. Both batch parameters are
 also the deployment's ``user_config``, so ``serve.run`` with new values reconfigures live replicas in place.
 
@@ -75,8 +77,13 @@ class Forecaster:
     # --- the ServingBackend protocol ---------------------------------------------------------------------
 
     async def forecast(self, request: "ForecastRequest") -> list["Forecast"]:
-        # the request's span, captured here, before it queues: the batch that answers it links to it
-        result = await self._forecast_batch((request, _telemetry.request_context()))
+        # What the last batch computed answers it at once while the features and champions have not moved (most
+        # requests: they move once per slide); only a request that needs a lookup or an inference waits for a
+        # batch. Off the loop: with Redis the check reads the store's revision.
+        result = await asyncio.to_thread(self._service.answer_computed, request)
+        if result is None:
+            # the request's span, captured here, before it queues: the batch that answers it links to it
+            result = await self._forecast_batch((request, _telemetry.request_context()))
         if isinstance(result, BaseException):
             raise result  # this request's own error (unknown zone...); the rest of its batch was answered
         return result

@@ -33,7 +33,6 @@ from training.registry import model_name
 
 if TYPE_CHECKING:
     from ridecast.config import Settings
-    from serve._feed import FeatureFeed
     from serve._history import ZoneHistory
     from serve._stores import OnlineStore
 
@@ -77,6 +76,10 @@ class Forecast:
     fallback_reason: str | None = None  # why source is seasonal_naive
 
 
+class _NotComputed(Exception):
+    """A horizon's lookup and predictions are not computed for the current store revision and model version."""
+
+
 @dataclass(frozen=True)
 class _Computed:
     """One horizon's lookup of every zone and the champion's predictions, valid for ``key``."""
@@ -118,7 +121,6 @@ class ForecastService:
         self._known: frozenset[str] = frozenset()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._feed: "FeatureFeed | None" = None
         self._cache: dict[int, _Computed] = {}  # horizon -> every zone's vector and prediction (see _computed)
         self.feed_error: str | None = None
         self.bootstrapped: int | None = None  # windows read from the lake at start (None: no bootstrap)
@@ -137,16 +139,15 @@ class ForecastService:
 
         The replica that feeds a shared Redis bootstraps it too (upserts are idempotent). A lake or broker that is
         not there yet does not stop the replica: it starts unready and says why (:meth:`readiness`)."""
-        if self.store.name == "memory" or self.runs_feed:
-            from serve._feed import bootstrap_from_lake
+        from serve._feed import feed_until, try_bootstrap
 
-            try:
-                self.bootstrapped = bootstrap_from_lake(self.store, self.settings)
-            except Exception as exc:  # noqa: BLE001 - no lake yet: the feed may still fill the store
-                self.feed_error = f"bootstrap from gold.zone_features failed: {type(exc).__name__}: {exc}"
-                log.warning("%s", self.feed_error)
+        if self.store.name == "memory" or self.runs_feed:
+            self.bootstrapped, self.feed_error = try_bootstrap(self.store, self.settings)
         if self.runs_feed:
-            self._spawn("ridecast-feature-feed", self._run_feed)
+            # the loop the separate feed process runs too (serve._feed.run_feed): retried, never the end
+            start = "rewind" if self.store.name == "memory" else "committed"
+            self._spawn("ridecast-feature-feed", feed_until, self._stop, self.store, self.settings, start,
+                        self._feed_state)
         self.models.refresh()
         self._spawn("ridecast-model-poller", self.models.run, self._stop)
 
@@ -155,38 +156,14 @@ class ForecastService:
         t.start()
         self._threads.append(t)
 
-    def _run_feed(self) -> None:
-        """Poll the features topic until closed; a broker outage is retried, never the end of the thread."""
-        from serve._feed import FeatureFeed
-
-        start = "rewind" if self.store.name == "memory" else "committed"
-        while not self._stop.is_set():
-            try:
-                if self._feed is None:
-                    self._feed = FeatureFeed(self.store, self.settings, start=start)
-                self._feed.poll(1.0)
-                self.feed_error = None
-            except Exception as exc:  # noqa: BLE001 - the replica keeps answering (stale-flagged) meanwhile
-                self.feed_error = f"feature feed: {type(exc).__name__}: {exc}"
-                log.warning("%s; retrying", self.feed_error)
-                self._close_feed()
-                self._stop.wait(5.0)
-        self._close_feed()
-
-    def _close_feed(self) -> None:
-        feed, self._feed = self._feed, None
-        if feed is not None:
-            try:
-                feed.close()
-            except Exception:  # noqa: BLE001 - closing a consumer whose broker is gone
-                log.debug("closing the feed failed", exc_info=True)
+    def _feed_state(self, error: str | None) -> None:
+        self.feed_error = error  # readiness says why while the store is empty
 
     def close(self) -> None:
-        self._stop.set()
+        self._stop.set()  # the feed thread closes its consumer as it leaves
         for t in self._threads:
             t.join(timeout=30)
         self._threads.clear()
-        self._close_feed()
         self.store.close()
 
     # --- forecasts -----------------------------------------------------------------------------------------
@@ -208,6 +185,23 @@ class ForecastService:
         """The batched body (``@serve.batch``): one answer list per request. A request that fails (unknown zone)
         must not fail the others: its slot holds the exception instance instead of a list."""
         _telemetry.observe_batch(len(requests))
+        return self._answer(requests, now, compute=True)
+
+    def answer_computed(self, request: ForecastRequest, now=None) -> "list[Forecast] | Exception | None":
+        """``request`` answered from the lookups and predictions already computed for the store's revision and the
+        loaded champions (:meth:`_computed`), or None when one of its horizons needs a lookup or an inference.
+
+        Why: between two slides every request is a slice of the same computation, so a replica answers it at once
+        instead of queueing it for ``@serve.batch``, whose wait (``serving.batch_wait_timeout_s``) a lone request
+        would pay in full. Inference still happens only in :meth:`forecast_many` (the batch). Like a slot of it,
+        a failed request returns its exception."""
+        try:
+            (slot,) = self._answer([request], now, compute=False)
+        except _NotComputed:
+            return None
+        return slot
+
+    def _answer(self, requests: Sequence[ForecastRequest], now, *, compute: bool) -> list:
         now = _utc(now) if now is not None else pd.Timestamp(datetime.now(timezone.utc))
         slots: list = [None] * len(requests)
         wanted: dict[int, set[str] | None] = {}  # horizon -> zones (None: all)
@@ -235,7 +229,7 @@ class ForecastService:
                 answers[h] = {}
                 continue
             try:
-                answers[h] = self._forecast_horizon(h, None if zones is None else sorted(zones), now)
+                answers[h] = self._forecast_horizon(h, None if zones is None else sorted(zones), now, compute)
             except OnlineStoreError as exc:  # empty store, a zone that vanished, Redis down
                 answers[h] = exc
         for i, req in enumerate(requests):
@@ -253,16 +247,19 @@ class ForecastService:
         seen = [set(answers[h]) for h in horizons if not isinstance(answers[h], Exception)]
         return sorted(set.intersection(*seen)) if seen else []
 
-    def _computed(self, h: int, model: LoadedModel | None, now: pd.Timestamp) -> "_Computed":
+    def _computed(self, h: int, model: LoadedModel | None, now: pd.Timestamp, compute: bool = True) -> "_Computed":
         """Every zone's vector and the model's predictions at horizon ``h``, computed once per store revision and
         model version: the features change only when the feed stores windows (once per slide) and the
         predictions only then or when the champion moves, so between those a request costs a slice, not a
-        lookup and an inference. Age and staleness depend on the clock and are applied per request."""
+        lookup and an inference. Age and staleness depend on the clock and are applied per request. Without
+        ``compute``, a computation that is not there raises :class:`_NotComputed`."""
         key = (self.store.revision(), None if model is None else model.version)
         hit = self._cache.get(h)
         with _telemetry.span("feature_lookup", horizon=h, cached=hit is not None and hit.key == key):
             if hit is not None and hit.key == key:
                 return hit
+            if not compute:
+                raise _NotComputed(h)
             lk = self.online.lookup(h, None, now=now)
         pred = None
         if model is not None and all(c in lk.matrix.columns for c in model.feature_names):
@@ -272,10 +269,11 @@ class ForecastService:
         self._cache[h] = hit  # one reference swap: a concurrent reader sees the old entry or the new one
         return hit
 
-    def _forecast_horizon(self, h: int, zones: list[str] | None, now: pd.Timestamp) -> dict[str, Forecast]:
+    def _forecast_horizon(self, h: int, zones: list[str] | None, now: pd.Timestamp,
+                          compute: bool = True) -> dict[str, Forecast]:
         """Every zone asked at horizon ``h``, sliced from :meth:`_computed`."""
         model = self.models.get(h)  # read once: the whole batch uses one version, even if the poller swaps
-        c = self._computed(h, model, now)
+        c = self._computed(h, model, now, compute)
         lk = dataclasses.replace(c.lookup, now=now)
         age_s = lk.age.total_seconds()
         _telemetry.observe_feature_age(h, age_s)

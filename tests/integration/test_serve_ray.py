@@ -189,6 +189,37 @@ def test_each_replica_answers_on_its_own_port_as_through_the_proxy(served):
     assert "direct: http://127.0.0.1:" in health, health
 
 
+def _batches(url: str) -> float:
+    """How many ``@serve.batch`` batches every replica ran so far (``ridecast_batch_size``'s count on /metrics)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return sum(sample.value for family in text_string_to_metric_families(text) if family.name == "ridecast_batch_size"
+               for sample in family.samples if sample.name == "ridecast_batch_size_count")
+
+
+def test_requests_between_slides_are_answered_without_a_batch(served):
+    """While the features and champions stay as they are, a replica answers from what its last batch computed
+    (``ForecastService.answer_computed``), without queueing for ``@serve.batch``: requests one after the other
+    form no batch each, and answer what a batch answered."""
+    s, up, first, _gold = served
+    wait_for(lambda: len(replica_urls(s)) == 2, 300, "both replicas' own HTTP servers", lambda: str(replica_urls(s)))
+    url = replica_urls(s)[0]
+
+    def ask() -> list[dict]:
+        r = httpx.get(f"{url}/v1/forecast/BEDOK", params={"horizon": 30}, timeout=30)
+        assert r.status_code == 200, r.text
+        return [{k: v for k, v in f.items() if k not in ("feature_age_s", "fallback_reason")}
+                for f in _forecasts(r.json())]
+
+    want = ask()  # computes, if this replica had not yet
+    assert want[0]["model_version"] == first[30]
+    before = _batches(up.url)
+    assert [ask() for _ in range(20)] == [want] * 20
+    # a feed that stores windows meanwhile (a new store revision) may cost one batch: never one per request
+    assert _batches(up.url) - before <= 2
+
+
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 def test_schemathesis_finds_no_server_error_through_serve(served, mode):
     """The same requests as the plain app's suite, through Serve's proxy and the replicas' @serve.batch: no 5xx."""

@@ -237,6 +237,35 @@ def test_a_moved_alias_is_served_after_refresh(served):
             client.set_registered_model_alias(model_name(s, h), CHAMPION, str(champion[h]))
 
 
+def test_a_computed_answer_is_reused_until_the_store_or_a_champion_moves(served):
+    """``answer_computed`` (what a replica answers without waiting for a batch) never computes: it answers what the
+    batch answers while the store's revision and the champions are unchanged, and nothing once either moved."""
+    s, svc, champion, challenger = served.s, served.svc, served.champion, served.challenger
+    now = _fresh(svc)
+    both = ForecastRequest(("A", "C"), tuple(s.training.horizons))
+    assert svc.answer_computed(both, now=now) is None  # nothing computed yet: the batch must do it
+    batched = svc.forecast_many([both], now=now)[0]
+    assert svc.answer_computed(both, now=now) == batched
+    later = now + pd.Timedelta(seconds=40)  # the clock moves: ages are per request, not cached
+    assert [f.feature_age_s for f in svc.answer_computed(both, now=later)] == [f.feature_age_s + 40 for f in batched]
+    assert isinstance(svc.answer_computed(ForecastRequest(("NOWHERE",), (60,)), now=now), UnknownZoneError)
+    svc.store.upsert(list(svc.store.latest("A").values()))  # the feed stored windows: a new revision
+    assert svc.answer_computed(both, now=now) is None
+    assert svc.forecast_many([both], now=now)[0] == batched  # the same windows again: the same answers
+    assert svc.answer_computed(ForecastRequest(("C",), (60,)), now=now) == [f for f in batched if f.zone == "C"][-1:]
+    client = MlflowClient(s.mlflow_tracking_uri)
+    try:
+        client.set_registered_model_alias(model_name(s, 60), CHAMPION, str(challenger[60]))
+        svc.models.refresh()
+        assert svc.answer_computed(ForecastRequest(("A",), (60,)), now=now) is None  # a new champion
+        assert svc.answer_computed(ForecastRequest(("A",), (15,)), now=now) is not None  # its horizon alone
+        svc.forecast_many([ForecastRequest(("A",), (60,))], now=now)
+        assert [f.model_version for f in svc.answer_computed(both, now=now)] == [
+            champion[15], champion[30], challenger[60]] * 2
+    finally:
+        client.set_registered_model_alias(model_name(s, 60), CHAMPION, str(champion[60]))
+
+
 def test_one_bad_request_does_not_fail_the_batch(served):
     s, svc = served.s, served.svc
     now = _fresh(svc)
