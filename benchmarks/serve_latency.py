@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from benchmarks.common import bench_settings, overridden_settings, percentile, print_table, write_result
+from benchmarks.wrk_load import run_wrk, wrk_binary
 from ridecast.stack.process import free_port
 
 GOALS = {"single_p99_ms_c8": 50.0, "all_p99_ms": 100.0, "serve_throughput_ratio": 0.6}
@@ -133,7 +134,11 @@ def serving(name: str, env: dict[str, str]) -> Iterator[Server]:
             stop_serving(s)
 
 
-def _load(url: str, body: str | None, concurrency: int, requests: int) -> dict[str, Any]:
+def _load(client: str, url: str, body: str | None, concurrency: int, requests: int, seconds: float) -> dict[str, Any]:
+    """One closed-loop run: ``requests`` from the Python client (``httpx``), or ``seconds`` of wrk (``wrk``)."""
+    if client == "wrk":
+        run_wrk(url, body, concurrency, 1)  # warm-up (connections, caches), not measured, as http_load's --warmup
+        return run_wrk(url, body, concurrency, seconds)
     cmd = [sys.executable, "-m", "benchmarks.http_load", "--url", url, "--concurrency", str(concurrency),
            "--requests", str(requests), "--max-seconds", "30"]
     if body:
@@ -164,7 +169,8 @@ def _scenarios(server: Server, zones: list[str]) -> dict[str, tuple[str, str | N
     }
 
 
-def measure(names: list[str], env: dict[str, str], runs: int, requests: int) -> dict[str, Any]:
+def measure(names: list[str], env: dict[str, str], runs: int, requests: int, client: str,
+            seconds: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
         with serving(name, env) as server:
@@ -173,7 +179,7 @@ def measure(names: list[str], env: dict[str, str], runs: int, requests: int) -> 
             for scen, (url, body, _n) in _scenarios(server, zones).items():
                 for c in CONCURRENCY:
                     n = requests if c > 1 else max(100, requests // 4)
-                    per_run = [_load(url, body, c, n) for _ in range(runs)]
+                    per_run = [_load(client, url, body, c, n, seconds) for _ in range(runs)]
                     res[f"{scen}_c{c}"] = {
                         "runs": per_run,
                         **{k: _median(per_run, k) for k in ("p50_ms", "p95_ms", "p99_ms", "rps")},
@@ -197,7 +203,7 @@ def _replicas(metrics_text: str) -> float | None:
     return None
 
 
-def autoscaling(env: dict[str, str], step_s: float) -> dict[str, Any]:
+def autoscaling(env: dict[str, str], step_s: float, client: str) -> dict[str, Any]:
     """Idle, a load step at concurrency 32 for ``step_s``, idle again: replicas over time (1 s samples)."""
     import threading
 
@@ -210,9 +216,12 @@ def autoscaling(env: dict[str, str], step_s: float) -> dict[str, Any]:
         def step() -> None:
             time.sleep(10)
             load_on.set()
-            cmd = [sys.executable, "-m", "benchmarks.http_load", "--url", url, "--concurrency", "32",
-                   "--requests", "1000000", "--max-seconds", str(step_s)]
-            subprocess.run(cmd, capture_output=True, text=True, check=True)
+            if client == "wrk":
+                run_wrk(url, None, 32, step_s)
+            else:
+                cmd = [sys.executable, "-m", "benchmarks.http_load", "--url", url, "--concurrency", "32",
+                       "--requests", "1000000", "--max-seconds", str(step_s)]
+                subprocess.run(cmd, capture_output=True, text=True, check=True)
             load_on.clear()
 
         th = threading.Thread(target=step, daemon=True)
@@ -264,16 +273,21 @@ def main() -> None:
     ap.add_argument("--servers", default="plain,serve,serve_direct,serve_2r")
     ap.add_argument("--autoscaling", action="store_true")
     ap.add_argument("--step-s", type=float, default=40.0)
+    ap.add_argument("--client", choices=("wrk", "httpx"), default="wrk",
+                    help="load generator: wrk (C, benchmarks/wrk_load.py) or the Python one (benchmarks/http_load.py)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="wrk: seconds per run")
     ap.add_argument("--name", default="serve_latency", help="results file name (benchmarks/results/<name>.json)")
     a = ap.parse_args()
     with bench_settings("serve", RIDECAST_SERVING__RUN_FEED="false",
                         RIDECAST_SERVING__MAX_FEATURE_AGE_S=str(10 * 86400)) as s:
+        if a.client == "wrk":
+            wrk_binary()  # before minutes of set-up: fail now, with the fix
         setup = _prepare(s, a.days)
         env = {k: v for k, v in os.environ.items() if k.startswith("RIDECAST_")}
-        res: dict[str, Any] = {"setup": setup, "servers": measure(a.servers.split(","), env, a.runs,
-                                                                    a.requests)}
+        res: dict[str, Any] = {"setup": setup, "client": a.client,
+                               "servers": measure(a.servers.split(","), env, a.runs, a.requests, a.client, a.seconds)}
         if a.autoscaling:
-            res["autoscaling"] = autoscaling(env, a.step_s)
+            res["autoscaling"] = autoscaling(env, a.step_s, a.client)
         sv = res["servers"]
         ratios = {}
         if "plain" in sv:
