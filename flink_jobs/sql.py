@@ -58,6 +58,8 @@ class JobSpec:
     checkpoint_interval_s: int = 10
     restore_path: str = ""
     parallelism: int = 1
+    restart_attempts: int = 3  # fixed-delay restart strategy (settings.flink.restart_*): the job's own wins
+    restart_delay_s: int = 2
 
 
 def _q(s: str) -> str:

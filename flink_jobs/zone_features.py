@@ -38,10 +38,11 @@ def flink_conf(spec: JobSpec) -> dict[str, str]:
         "rest.bind-address": "127.0.0.1",
         "rest.address": "127.0.0.1",
         "pipeline.name": f"ridecast-zone-features-{spec.mode}",
-        # a job that cannot recover must fail visibly, not loop in RESTARTING
+        # a job that cannot recover must fail visibly, not loop in RESTARTING. Set here, it wins over the
+        # cluster's (a FlinkDeployment's flinkConfiguration), so it comes from settings (flink.restart_*)
         "restart-strategy.type": "fixed-delay",
-        "restart-strategy.fixed-delay.attempts": "3",
-        "restart-strategy.fixed-delay.delay": "2 s",
+        "restart-strategy.fixed-delay.attempts": str(spec.restart_attempts),
+        "restart-strategy.fixed-delay.delay": f"{spec.restart_delay_s} s",
         "table.exec.source.idle-timeout": f"{spec.idle_timeout_s} s",
         "pipeline.object-reuse": "true",
         # Iceberg's Sink V2 (IcebergSink): its committer checks the table's snapshots for this job's last

@@ -67,6 +67,16 @@ class FlinkSettings(BaseModel):
     max_payload_bytes: int = Field(16384, ge=256)
     checkpoint_interval_s: int = Field(10, ge=1, description="also how often the lake's tables commit (freshness)")
     parallelism: int = Field(1, ge=1)
+    # The job sets its own restart strategy (flink_jobs.zone_features.flink_conf), and a job's configuration wins
+    # over the cluster's (a FlinkDeployment's flinkConfiguration), so these are the only place to choose it.
+    restart_attempts: int = Field(
+        3, ge=0,
+        description="fixed-delay restarts before the job fails: few, so a job that cannot recover fails visibly "
+        "instead of looping in RESTARTING; a cluster whose broker or object store blips for longer needs more",
+    )
+    restart_delay_s: int = Field(
+        2, ge=0, description="seconds between those restarts: attempts x delay is the outage the job rides out"
+    )
     startup_mode: str = Field("group-offsets", description="group-offsets | earliest-offset | latest-offset")
     consumer_group: str = "ridecast-features"
     python: str | None = Field(None, description="Python of the Flink environment; default .venv-flink")
@@ -170,6 +180,11 @@ class ServingSettings(BaseModel):
     run_feed: bool | None = Field(
         None,
         description="each replica runs its own feed (default: yes for memory, no for redis, where one feed writes)",
+    )
+    feed_health_file: Path | None = Field(
+        None,
+        description="the separate feed process (`python -m serve --feed`) rewrites it after every poll, so its "
+        "age and first word (ok | error) are the process's liveness and readiness; default <state_dir>/run/feed.health",
     )
     # Ray Serve: one deployment, FastAPI ingress, inference batched by @serve.batch
     min_replicas: int = Field(1, ge=0)
@@ -360,6 +375,10 @@ class Settings(BaseSettings):
     @property
     def run_dir(self) -> Path:
         return self.state_dir / "run"
+
+    @property
+    def feed_health_file(self) -> Path:
+        return self.serving.feed_health_file or self.run_dir / "feed.health"
 
     @property
     def catalog_uri(self) -> str:

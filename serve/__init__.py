@@ -21,7 +21,7 @@ from serve._errors import (
     StoreUnavailableError,
     UnknownZoneError,
 )
-from serve._feed import FeatureFeed, FeedStats, bootstrap_from_lake
+from serve._feed import FeatureFeed, FeedStats, bootstrap_from_lake, feed_until, run_feed, try_bootstrap
 from serve._history import ZoneHistory, zone_history
 from serve._lookup import FeatureLookup, FetchedWindows, OnlineFeatures, is_stale
 from serve._models import LoadedModel, ModelSet, RefreshResult
@@ -58,10 +58,13 @@ __all__ = [
     "WindowRow",
     "ZoneHistory",
     "bootstrap_from_lake",
+    "feed_until",
     "get_store",
     "history_span_ms",
     "is_stale",
     "parse_message",
     "rows_from_frame",
+    "run_feed",
+    "try_bootstrap",
     "zone_history",
 ]

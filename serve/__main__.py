@@ -5,7 +5,9 @@ proxy on ``serving.host:serving.port``, deploy :func:`serve._deployment.build_ap
 (direct ingress: each replica also serving HTTP on its own port) go into this process's environment first, which
 the local Ray's controller and replicas inherit; a cluster joined by address keeps its own. ``--plain``: the
 single-process uvicorn app of :mod:`serve._plain` (same model, features and HTTP layer, no Ray), the benchmark's
-baseline and a fallback where Ray cannot run.
+baseline and a fallback where Ray cannot run. ``--feed``: no HTTP, only the online-feature feed of the shared
+(Redis) store (:func:`serve._feed.run_feed`: the lake bootstrap, then the features topic with committed offsets,
+the loop a replica runs with ``serving.run_feed``), the chart's feed Deployment; SIGTERM stops it after its poll.
 
 ``ridecast serve`` runs this as a managed background process (``ridecast.stack.serving``); the stack cannot import
 ``serve``, so this module is its entry point. Stop it with SIGINT to its process group: Ray's own processes block
@@ -135,13 +137,26 @@ def run_plain(settings: "Settings") -> int:
     return 0
 
 
+def run_feed(settings: "Settings") -> int:
+    from serve._feed import run_feed
+
+    run_feed(settings, _stop_on_signals())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from ridecast.config import get_settings
 
     p = argparse.ArgumentParser(prog="python -m serve", description=__doc__.split("\n\n")[0])
-    p.add_argument("--plain", action="store_true", help="single-process uvicorn app, no Ray")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--plain", action="store_true", help="single-process uvicorn app, no Ray")
+    mode.add_argument("--feed", action="store_true", help="only the feed of the shared store (lake, then topic)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.feed:
+        settings = get_settings()
+        log.info("starting the feature feed: %s -> %s store", settings.kafka.features_topic, settings.serving.backend)
+        return run_feed(settings)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll otherwise
     settings = get_settings()
     # this process and the replicas it starts write their samples where settings say: a PROMETHEUS_MULTIPROC_DIR

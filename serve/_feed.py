@@ -10,10 +10,12 @@ not stop every forecast from getting fresher.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Literal
 
 import pandas as pd
 
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from ridecast.config import Settings
     from serve._stores import OnlineStore
 
-__all__ = ["FeatureFeed", "FeedStats", "bootstrap_from_lake"]
+__all__ = ["FeatureFeed", "FeedStats", "bootstrap_from_lake", "feed_until", "run_feed", "try_bootstrap"]
 
 log = logging.getLogger(__name__)
 _CHUNK = 20_000
@@ -157,3 +159,100 @@ class FeatureFeed:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+# --- keeping a store fed: one loop for a serving replica's thread and for the separate feed process -----------
+
+
+def try_bootstrap(store: "OnlineStore", settings: "Settings") -> tuple[int | None, str | None]:
+    """:func:`bootstrap_from_lake` that never raises: ``(windows read, None)``, or ``(None, why not)``. A lake that
+    is not there yet must not stop a replica or the feed: the topic may still fill the store."""
+    try:
+        return bootstrap_from_lake(store, settings), None
+    except Exception as exc:  # noqa: BLE001 - no lake yet, or the catalog unreachable: said, not fatal
+        error = f"bootstrap from gold.zone_features failed: {type(exc).__name__}: {exc}"
+        log.warning("%s", error)
+        return None, error
+
+
+def feed_until(
+    stop: threading.Event,
+    store: "OnlineStore",
+    settings: "Settings",
+    start: StartAt = "committed",
+    on_poll: Callable[[str | None], None] | None = None,
+    retry_s: float = 5.0,
+) -> FeedStats:
+    """Poll ``kafka.features_topic`` into the store until ``stop`` is set; returns the counts of the feeds it ran.
+
+    A broker outage (or any error of a poll) is retried after ``retry_s`` with a new consumer, never the end of
+    the loop. ``on_poll(None)`` follows every poll that reached the broker, ``on_poll(reason)`` every failure: a
+    replica keeps it as its readiness reason, the feed process in its health file. With ``committed`` the offsets
+    of ``serving.consumer_group`` are committed after each stored batch (:meth:`FeatureFeed.poll`)."""
+    total, feed = FeedStats(), None
+
+    def close() -> None:
+        nonlocal feed
+        if feed is not None:
+            for k in ("messages", "new", "rejected"):
+                setattr(total, k, getattr(total, k) + getattr(feed.stats, k))
+            total.last_error = feed.stats.last_error or total.last_error
+            try:
+                feed.close()
+            except Exception:  # noqa: BLE001 - closing a consumer whose broker is gone
+                log.debug("closing the feed failed", exc_info=True)
+        feed = None
+
+    try:
+        while not stop.is_set():
+            try:
+                if feed is None:
+                    feed = FeatureFeed(store, settings, start=start)
+                feed.poll(1.0)
+            except Exception as exc:  # noqa: BLE001 - a replica keeps answering (stale-flagged) meanwhile
+                error = f"feature feed: {type(exc).__name__}: {exc}"
+                log.warning("%s; retrying", error)
+                close()
+                if on_poll is not None:
+                    on_poll(error)
+                stop.wait(retry_s)
+                continue
+            if on_poll is not None:
+                on_poll(None)
+    finally:
+        close()
+    return total
+
+
+def _write_health(path: Path, error: str | None) -> None:
+    """``ok <time>`` or ``error <time> <reason>``, replaced atomically: a probe never reads half a file."""
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"ok {now}\n" if error is None else f"error {now} {error}\n")
+    os.replace(tmp, path)
+
+
+def run_feed(settings: "Settings", stop: threading.Event, store: "OnlineStore | None" = None) -> FeedStats:
+    """The feed on its own (``python -m serve --feed``; the chart's feed Deployment): bootstrap the shared store
+    from the lake, then :func:`feed_until` with committed offsets until ``stop``: the same code a replica runs in
+    a thread when ``serving.run_feed`` is set.
+
+    Liveness: after every poll, failed or not, it rewrites ``settings.feed_health_file`` (``ok``, or ``error``
+    and the reason, with the time), so the file's age says the loop is alive and its first word whether the
+    last poll failed (k8s/images/app/healthcheck.py reads both). kafka-python retries an unreachable broker
+    inside a poll, so `ok` means the loop polled without an error, not that a broker answered."""
+    from serve._stores import get_store
+
+    store = store if store is not None else get_store(settings)
+    health = settings.feed_health_file
+    health.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        windows, error = try_bootstrap(store, settings)
+        _write_health(health, error)
+        if windows is not None:
+            log.info("bootstrapped %d windows from gold.zone_features", windows)
+        stats = feed_until(stop, store, settings, "committed", lambda e: _write_health(health, e))
+    finally:
+        store.close()
+    log.info("feed stopped: %d messages, %d new windows, %d rejected", stats.messages, stats.new, stats.rejected)
+    return stats

@@ -594,3 +594,143 @@ def test_only_api_callers_mount_a_service_account_token(renders: dict[str, list[
                 if mounted and (doc.get("kind"), component) not in TOKEN_USERS:
                     problems.append(f"{name}: {doc.get('kind')}/{doc['metadata']['name']}/{label} mounts a token")
     assert not problems, _report(problems)
+
+
+# --------------------------------------------------------------------------------------------- issue 10's gaps:
+# the separate feed, the Flink restart strategy from settings, Ray's /dev/shm
+
+def _render_with(tmp_path: Path, settings: Settings, values: dict) -> list[dict]:
+    """The chart with values.yaml plus ``values`` (a values file, as a user's ``-f`` would give them)."""
+    path = tmp_path / "extra-values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return kv.render(CHART, path, settings.validation.kubernetes_version)
+
+
+def _settings_from_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """``ridecast.config.Settings`` as the container's process builds it from its environment (and nothing else)."""
+    import os
+
+    for key in [k for k in os.environ if k.startswith("RIDECAST_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("RIDECAST_CONFIG", "/nonexistent/ridecast.toml")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return Settings()
+
+
+def _containers_of(docs: list[dict], kind: str, component: str) -> list[kv.Container]:
+    return [c for c in kv.workload_containers(docs) if c.workload["kind"] == kind and not c.init
+            and ((c.workload["metadata"].get("labels") or {}).get("app.kubernetes.io/component")) == component]
+
+
+@needs_chart
+def test_a_feed_deployment_feeds_redis_and_the_replicas_only_read(renders: dict[str, list[dict]],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """One Deployment runs `python -m serve --feed` with serving's own configuration (same ConfigMap, same
+    Secret-backed Redis and catalog URIs, same Kafka group, committed offsets), and the serving replicas, built
+    from the same ConfigMap, resolve serving.run_feed to false: one feed writes Redis."""
+    for name, docs in renders.items():
+        feeds = [d for d in docs if d["kind"] == "Deployment"
+                 and d["metadata"]["labels"].get("app.kubernetes.io/component") == "feed"]
+        assert len(feeds) == 1, f"{name}: {len(feeds)} feed Deployments"
+        spec = feeds[0]["spec"]
+        assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate", f"{name}: more than one feed"
+        (feed,) = _containers_of(docs, "Deployment", "feed")
+        assert feed.container["command"] == ["python", "-m", "serve", "--feed"], name
+        for probe, extra in (("livenessProbe", []), ("readinessProbe", ["--ready"])):
+            assert feed.container[probe]["exec"]["command"] == [
+                "python", "/opt/ridecast/bin/healthcheck.py", *extra], f"{name}: {probe}"
+        feed_env = kv.container_env(feed.container, docs)
+        serving = _containers_of(docs, "RayService", "serve")
+        assert serving, f"{name}: no serving container"
+        for c in serving:
+            env = kv.container_env(c.container, docs)
+            shared = {k: v for k, v in env.items() if k.startswith("RIDECAST_")}
+            assert {k: feed_env.get(k) for k in shared} == shared, f"{name}: the feed's settings differ from {c.where}"
+            assert _settings_from_env(env, monkeypatch).serving.run_feed is False, f"{name}: {c.where} feeds too"
+        s = _settings_from_env(feed_env, monkeypatch)
+        assert s.serving.backend == "redis" and s.serving.redis_url, f"{name}: the feed has no Redis URL"
+        assert s.catalog.uri and s.catalog.uri.startswith("postgresql"), f"{name}: the feed cannot bootstrap"
+
+
+@needs_chart
+def test_the_feed_reaches_kafka_redis_and_the_lake_only(default_render: list[dict]) -> None:
+    docs = default_render
+    policies = kv.policies_of(docs)
+    (feed,) = _component_pods(docs, "feed")
+    for target in ("redis", "postgresql", "minio"):
+        port = _service_port(docs, target)
+        assert all(kv.can_reach(feed, dst, port, policies) for dst in _component_pods(docs, target)), target
+    for target in ("mlflow", "trino-coordinator"):
+        port = _service_port(docs, target)
+        assert not any(kv.can_reach(feed, dst, port, policies) for dst in _component_pods(docs, target)), target
+    # Strimzi's broker pods are the operator's, not rendered: one with their cluster label stands in
+    kafka = kv.Pod("kafka", kv.NAMESPACE, (("strimzi.io/cluster", kv.RELEASE),), (("tcp-clients", 9092),))
+    assert kv.can_reach(feed, kafka, 9092, policies)
+    stranger = kv.Pod("unrelated", kv.NAMESPACE, (("app", "debug-shell"),))
+    assert not kv.can_reach(stranger, kafka, 9092, policies)
+
+
+@needs_chart
+def test_the_feed_and_feeding_replicas_are_exclusive(tmp_path: Path, settings: Settings) -> None:
+    with pytest.raises(kv.HelmError, match="set serving.runFeed to false"):
+        _render_with(tmp_path, settings, {"serving": {"runFeed": True}})
+    docs = _render_with(tmp_path, settings, {"serving": {"runFeed": True, "feed": {"enabled": False}}})
+    assert not any(d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-feed") for d in docs)
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-config"))
+    assert config["data"]["RIDECAST_SERVING__RUN_FEED"] == "true"
+
+
+@needs_chart
+def test_the_flink_restart_strategy_comes_from_values_through_the_job_settings(
+        tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """flink.restart reaches the FlinkDeployment's environment (ridecast-config), from which the init container
+    renders the job spec; the job's own configuration (which wins over the cluster's) then carries it."""
+    from flink_jobs.zone_features import flink_conf
+    from ridecast.stack.pipeline import job_spec
+
+    docs = _render_with(tmp_path, settings, {"flink": {"restart": {"attempts": 7, "delayS": 33}}})
+    (fd,) = [d for d in docs if d["kind"] == "FlinkDeployment"]
+    init = [c for c in kv.workload_containers([fd]) if c.init and c.container["name"] == "job-spec"]
+    assert init, "no job-spec init container"
+    env = kv.container_env(init[0].container, docs)
+    assert (env["RIDECAST_FLINK__RESTART_ATTEMPTS"], env["RIDECAST_FLINK__RESTART_DELAY_S"]) == ("7", "33")
+    conf = flink_conf(job_spec(_settings_from_env(env, monkeypatch), "stream", jars=[], checkpoint_dir="s3://b/c"))
+    assert conf["restart-strategy.type"] == "fixed-delay"
+    assert (conf["restart-strategy.fixed-delay.attempts"], conf["restart-strategy.fixed-delay.delay"]) == ("7", "33 s")
+    cluster = fd["spec"]["flinkConfiguration"]  # the cluster's copy says the same
+    assert (cluster["restart-strategy.fixed-delay.attempts"], cluster["restart-strategy.fixed-delay.delay"]) == (
+        "7", "33 s")
+
+
+def _shm(container: kv.Container) -> dict | None:
+    """The emptyDir mounted at /dev/shm in this container, if any."""
+    names = [m["name"] for m in container.container.get("volumeMounts") or [] if m["mountPath"] == "/dev/shm"]
+    vols = {v["name"]: v for v in container.pod_spec.get("volumes") or []}
+    return (vols.get(names[0]) or {}).get("emptyDir") if names else None
+
+
+@needs_chart
+def test_every_ray_container_has_a_memory_backed_dev_shm_sized_by_values(
+        renders: dict[str, list[dict]], tmp_path: Path, settings: Settings) -> None:
+    """Ray's object store lives in /dev/shm; a container's default is 64 MiB. Every Ray node the chart renders
+    (RayService head and workers, the RayJob template's head and workers) mounts a memory-backed emptyDir there,
+    of the size its group's values say."""
+    sizes = {"serving": {"head": {"shmSize": "1536Mi"}, "workers": {"shmSize": "3Gi"}},
+             "training": {"rayJob": {"head": {"shmSize": "768Mi"}, "workers": {"shmSize": "2Gi"}}}}
+    want = {("RayService", "head"): "1536Mi", ("RayService", "worker"): "3Gi",
+            ("RayJob", "head"): "768Mi", ("RayJob", "worker"): "2Gi"}
+    for name, docs in [*renders.items(), ("custom", _render_with(tmp_path, settings, sizes))]:
+        seen = set()
+        for c in kv.workload_containers(d for d in docs if d["kind"] in ("RayService", "RayJob")):
+            if c.init or c.container["name"] not in ("ray-head", "ray-worker"):
+                continue
+            role = "head" if c.container["name"] == "ray-head" else "worker"
+            shm = _shm(c)
+            assert shm and shm.get("medium") == "Memory", f"{name}: {c.where}: no memory-backed /dev/shm: {shm}"
+            if name == "custom":
+                assert shm.get("sizeLimit") == want[(c.workload["kind"], role)], f"{c.where}: {shm}"
+            else:
+                assert shm.get("sizeLimit"), f"{name}: {c.where}: /dev/shm without a sizeLimit"
+            seen.add((c.workload["kind"], role))
+        assert seen == set(want), f"{name}: Ray containers found: {sorted(seen)}"

@@ -8,9 +8,14 @@ serves equals the training row ``training.dataset`` builds at the same cut-off, 
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -306,6 +311,99 @@ def test_feed_from_the_online_topic_dedupes_and_skips_bad_messages(tmp_path, bac
     finally:
         rewind.close()
         future.close()
+        store.clear()
+        store.close()
+
+
+def _healthcheck():
+    """The app image's probe script (k8s/images/app/healthcheck.py), which the chart's feed Deployment runs."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "k8s" / "images" / "app" / "healthcheck.py"
+    spec = importlib.util.spec_from_file_location("ridecast_image_healthcheck", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _wait_for(what: str, check, proc: subprocess.Popen, log: Path, timeout_s: float = 90.0):
+    deadline = time.monotonic() + timeout_s
+    while not (got := check()):
+        assert proc.poll() is None, f"the feed exited ({proc.returncode}) before {what}:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {what} after {timeout_s:.0f} s:\n{log.read_text()[-3000:]}"
+        time.sleep(0.2)
+    return got
+
+
+def test_the_feed_process_bootstraps_redis_then_follows_the_topic_until_sigterm(tmp_path, request, monkeypatch):
+    """`python -m serve --feed` (the chart's feed Deployment), as a process with only RIDECAST_* settings: Redis gets
+    the lake's windows, then a window sent to the topic; its health file passes the image's probes; SIGTERM ends it
+    cleanly with the group's offsets committed up to what it stored."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    s = _feed_settings(tmp_path, "redis", request)
+    _silver, gold = write_lake(s, synthetic_events(ZONES, "2025-03-03", 1, seed=5))
+    lake_end = pd.Timestamp(gold["window_end"].max())
+    later = gold_windows(synthetic_events(ZONES, "2025-03-04", 1, seed=6), s.flink.window_minutes,
+                         s.flink.slide_minutes)
+    later = later[later["window_minutes"] == 15]
+    fresh = later[later["window_end"] == later["window_end"].max()]  # the newest 15-minute window of every zone
+    assert set(fresh["zone"]) == set(ZONES)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RIDECAST_")} | {
+        "RIDECAST_CONFIG": str(tmp_path / "no-ridecast.toml"),
+        "RIDECAST_HOME": str(s.home),
+        "RIDECAST_KAFKA__BOOTSTRAP_SERVERS": s.kafka.bootstrap_servers,
+        "RIDECAST_KAFKA__FEATURES_TOPIC": s.kafka.features_topic,
+        "RIDECAST_SERVING__BACKEND": "redis",
+        "RIDECAST_SERVING__REDIS_URL": s.serving.redis_url,
+        "RIDECAST_SERVING__KEY_PREFIX": s.serving.key_prefix,
+        "RIDECAST_SERVING__CONSUMER_GROUP": s.serving.consumer_group,
+    }
+    log = tmp_path / "feed.log"
+    store = get_store(s)
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "serve", "--feed"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
+    try:
+        _wait_for("lake bootstrap", lambda: store.bounds()[1] == int(lake_end.timestamp() * 1000), proc, log)
+        # the image's probes, pointed at this process (its /proc/<pid>/cmdline) and its settings
+        for key in ("RIDECAST_HOME", "RIDECAST_SERVING__FEED_HEALTH_FILE"):
+            monkeypatch.delenv(key, raising=False)
+        monkeypatch.setenv("RIDECAST_HOME", str(s.home))
+        probe = _healthcheck()
+        health = Path(probe.feed_health_file())
+        assert health == s.feed_health_file  # the script and the settings find the same file
+        _wait_for("a health file", health.is_file, proc, log)
+        _wait_for("a poll without error", lambda: health.read_text().startswith("ok "), proc, log)
+        cmdline = f"/proc/{proc.pid}/cmdline"
+        assert probe.main(cmdline, []) == 0 and probe.main(cmdline, ["--ready"]) == 0
+        assert probe.check_feed(ready=False, now=time.time() + 2 * probe.FEED_MAX_AGE_S) == 1  # a stuck loop
+        _produce(s, [online_message(r) for _, r in fresh.iterrows()])
+        fresh_end = pd.Timestamp(fresh["window_end"].iloc[0])
+
+        def arrived() -> bool:
+            return all(store.latest(z).get(15) is not None and store.latest(z)[15].window_end == fresh_end
+                       for z in ZONES)
+
+        _wait_for("the topic's window in Redis", arrived, proc, log)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    said = log.read_text()
+    assert "received SIGTERM" in said and f"feed stopped: {len(fresh)} messages, {len(fresh)} new windows" in said, said
+    # committed after storing: the group resumes after the window it stored, not before it
+    consumer = KafkaConsumer(bootstrap_servers=s.kafka.bootstrap_servers, group_id=s.serving.consumer_group,
+                             enable_auto_commit=False)  # reads the group's offsets; never joins it
+    try:
+        topic = s.kafka.features_topic
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        ends = consumer.end_offsets(parts)
+        assert {tp: consumer.committed(tp) or 0 for tp in parts} == ends
+    finally:
+        consumer.close()
         store.clear()
         store.close()
 

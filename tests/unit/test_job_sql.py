@@ -112,6 +112,28 @@ def test_job_spec_comes_from_settings(settings, monkeypatch):
     assert set(dataclasses.asdict(spec)) == {f.name for f in dataclasses.fields(JobSpec)}
 
 
+def test_the_restart_strategy_comes_from_settings_into_the_jobs_own_configuration(settings, monkeypatch):
+    """The job sets its restart strategy itself (a job's configuration wins over the cluster's), so it must come from
+    settings: RIDECAST_FLINK__RESTART_* (the chart's flink.restart) -> job spec -> Flink configuration."""
+    from flink_jobs.zone_features import flink_conf
+
+    defaults = flink_conf(job_spec(settings, "batch"))
+    assert (defaults["restart-strategy.type"], defaults["restart-strategy.fixed-delay.attempts"],
+            defaults["restart-strategy.fixed-delay.delay"]) == ("fixed-delay", "3", "2 s")
+    monkeypatch.setenv("RIDECAST_KAFKA__BOOTSTRAP_SERVERS", "kafka:9092")  # a stream spec names its broker
+    monkeypatch.setenv("RIDECAST_FLINK__RESTART_ATTEMPTS", "12")
+    monkeypatch.setenv("RIDECAST_FLINK__RESTART_DELAY_S", "45")
+    s = type(settings)(home=settings.home)
+    spec = job_spec(s, "stream")
+    assert (spec.restart_attempts, spec.restart_delay_s) == (12, 45)
+    conf = flink_conf(spec)
+    assert (conf["restart-strategy.fixed-delay.attempts"], conf["restart-strategy.fixed-delay.delay"]) == ("12", "45 s")
+    assert flink_conf(job_spec(s, "batch"))["restart-strategy.fixed-delay.attempts"] == "12"  # backfills too
+    monkeypatch.setenv("RIDECAST_FLINK__RESTART_ATTEMPTS", "-1")
+    with pytest.raises(ValueError, match="restart_attempts"):
+        type(settings)(home=settings.home)
+
+
 def test_source_reads_event_time_once_with_the_contract_pattern():
     source = statements(_spec()).before[3]
     assert source.startswith("CREATE TEMPORARY TABLE raw_events")

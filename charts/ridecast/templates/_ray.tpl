@@ -1,8 +1,10 @@
 {{/*
 A Ray node's pod template (head or worker) in the app image, hardened, with the shared RIDECAST_* env:
-(dict "ctx" $ "component" "serve" "role" "head"|"worker" "resources" {...} "extraEnv" list "serve" bool)
+(dict "ctx" $ "component" "serve" "role" "head"|"worker" "resources" {...} "shmSize" "1Gi" "extraEnv" list "serve" bool)
 Ray writes its session files, spill and caches under /tmp (an emptyDir; the app image points RAY_TMPDIR,
 XDG_CACHE_HOME and MPLCONFIGDIR there); HOME stays the image's, whose profile KubeRay's login shell reads.
+Ray's object store lives in /dev/shm, which a container gets at 64 MiB unless it mounts its own: a memory-backed
+emptyDir of `shmSize` (the group's value; it counts against the container's memory limit).
 */}}
 {{- define "ridecast.rayPodTemplate" -}}
 {{- $ := .ctx -}}
@@ -77,7 +79,7 @@ spec:
     - name: shm
       emptyDir:
         medium: Memory
-        sizeLimit: 1Gi
+        sizeLimit: {{ required "every Ray group needs shmSize (its /dev/shm)" .shmSize }}
 {{- end -}}
 
 {{/* KubeRay's own probe commands: the raylet (and on the head the GCS) healthy; serving nodes also proxy-healthy */}}

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The app image's roles, one image for serving, training and the CLI jobs (charts/ridecast picks one per workload):
 #   serve            Ray Serve forecasting service (python -m serve)
+#   serve --feed     the online-feature feed of the shared Redis store (python -m serve --feed)
 #   train            ridecast train            (the RayJob's entrypoint, and the retrain CronJob)
 #   forecast-batch   ridecast forecast-batch   (the forecast-refresh CronJob)
 #   maintain         ridecast maintain         (the lake-maintenance CronJob)
