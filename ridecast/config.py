@@ -309,7 +309,12 @@ class ClusterSettings(BaseModel):
     worker_memory: str = "4Gi"
     ttl_seconds_after_finished: int = Field(3600, ge=0, description="KubeRay deletes the finished RayJob's cluster")
     active_deadline_s: int = Field(7200, ge=1, description="KubeRay fails a RayJob running longer than this")
-    poll_s: float = Field(5.0, gt=0, description="how often `train --on-cluster` reads the RayJob's status")
+    watch_timeout_s: int = Field(
+        300, ge=1,
+        description="`train --on-cluster` watches the RayJob (state changes arrive as they happen, nothing polls); "
+        "the API server ends each watch after this (timeoutSeconds) and the CLI reads the RayJob and watches again, "
+        "as kubectl does, so a connection that died silently is noticed within this time",
+    )
     follow_timeout_s: float = Field(7500.0, gt=0, description="`train --on-cluster` gives up following after this")
     # what `status --cluster` reads; None for one the chart does not deploy (e.g. Kafka external, such as MSK)
     flink_deployment: str | None = Field("ridecast-features", description="the feature job's FlinkDeployment")

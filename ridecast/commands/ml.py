@@ -57,16 +57,23 @@ def train_cmd(
 
 
 def _train_on_cluster(args: tuple[str, ...]) -> None:
-    """Create the RayJob, print each status change, exit 1 with the operator's message when it fails."""
+    """Create the RayJob, print each status change, exit 1 with the operator's message when it fails (or is
+    deleted, or outlasts cluster.follow_timeout_s)."""
     from rich.console import Console
 
-    from ridecast.stack.cluster import ClusterError, RayJobFailedError, RayJobTimeoutError, train_on_cluster
+    from ridecast.stack.cluster import (
+        ClusterError,
+        RayJobDeletedError,
+        RayJobFailedError,
+        RayJobTimeoutError,
+        train_on_cluster,
+    )
     from ridecast.views import rayjob_line
 
     console = Console()
     try:
         r = train_on_cluster(args=args, on_change=lambda st: console.print(rayjob_line(st), highlight=False))
-    except (RayJobFailedError, RayJobTimeoutError) as exc:
+    except (RayJobFailedError, RayJobDeletedError, RayJobTimeoutError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     except (ClusterError, ImportError) as exc:

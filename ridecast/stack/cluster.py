@@ -1,5 +1,5 @@
-"""ridecast on Kubernetes, from the CLI: submit training as a KubeRay ``RayJob`` and follow it to the end
-(``ridecast train --on-cluster``), and read what the operators report about the deployment the chart created
+"""ridecast on Kubernetes, from the CLI: submit training as a KubeRay ``RayJob`` and follow it to the end by
+a watch (``ridecast train --on-cluster``), and read what the operators report about the deployment the chart created
 (``ridecast status --cluster``: the feature job's ``FlinkDeployment``, the serving ``RayService``, the Strimzi
 ``Kafka``).
 
@@ -17,10 +17,12 @@ RayJob ``ttlSecondsAfterFinished`` later.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import ModuleType
@@ -38,6 +40,7 @@ __all__ = [
     "ClusterConfigError",
     "ClusterError",
     "ClusterStatus",
+    "RayJobDeletedError",
     "RayJobFailedError",
     "RayJobResult",
     "RayJobState",
@@ -79,6 +82,10 @@ KAFKA = CustomResource("Kafka", "kafka.strimzi.io", "v1", "kafkas")
 # the app image's Ray user (k8s/images/app/Dockerfile: uid 1000, group users 100)
 APP_UID, APP_GID = 1000, 100
 
+# a watch's socket: connecting, and waiting for a byte beyond the watch's own timeoutSeconds
+_CONNECT_TIMEOUT_S = 30
+_WATCH_READ_SLACK_S = 30
+
 
 class ClusterError(Exception):
     """Base of everything that can go wrong talking to the cluster."""
@@ -109,6 +116,13 @@ class RayJobFailedError(ClusterError):
         super().__init__(f"RayJob {state.name} failed: {state.deployment_status} / job {state.job_status or '-'}"
                          + (f" ({state.reason})" if state.reason else "")
                          + (f": {state.message}" if state.message else ""))
+        self.state = state
+
+
+class RayJobDeletedError(ClusterError):
+    def __init__(self, state: RayJobState) -> None:
+        super().__init__(f"RayJob {state.name} was deleted while {state.deployment_status or 'pending'} / job "
+                         f"{state.job_status or '-'}: its Ray cluster went with it and the training did not finish")
         self.state = state
 
 
@@ -317,40 +331,102 @@ def submit_rayjob(settings: Settings, api: Any, *, name: str | None = None, args
     return body["metadata"]["name"]
 
 
+def _read_rayjob(api: Any, namespace: str, name: str, seen: RayJobState | None) -> dict:
+    """GET the RayJob; gone (404) means someone deleted it (:class:`RayJobDeletedError`)."""
+    try:
+        return _call(f"reading RayJob {name}", lambda: _api(api).get_namespaced_custom_object(
+            RAYJOB.group, RAYJOB.version, namespace, RAYJOB.plural, name))
+    except ClusterApiError as exc:
+        if exc.status == 404:
+            raise RayJobDeletedError(seen or RayJobState(name, None, None)) from None
+        raise
+
+
+def _watch_rayjob(api: Any, namespace: str, name: str, resource_version: str | None, timeout_s: int
+                  ) -> Iterator[tuple[str, dict]]:
+    """The RayJob's watch events (type, object) after ``resource_version``, until the API server ends the watch
+    (after ``timeout_s``, its ``timeoutSeconds``), answers 410 Gone (that resourceVersion is too old: the HTTP
+    status, or an ERROR event of code 410) or the connection drops: the caller then reads it again and watches
+    again. Any other refusal is a :class:`ClusterApiError`."""
+    k = _k8s()
+    import urllib3
+
+    w = k.watch.Watch()
+    kwargs: dict[str, Any] = {"field_selector": f"metadata.name={name}", "timeout_seconds": timeout_s,
+                              # the socket gives up too if the server ignores timeoutSeconds or the link dies quietly
+                              "_request_timeout": (_CONNECT_TIMEOUT_S, timeout_s + _WATCH_READ_SLACK_S)}
+    if resource_version:
+        kwargs["resource_version"] = resource_version
+    stream = w.stream(_api(api).list_namespaced_custom_object, RAYJOB.group, RAYJOB.version, namespace,
+                      RAYJOB.plural, **kwargs)
+    with closing(stream):  # leaving early closes the connection
+        try:
+            for event in stream:
+                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    yield event["type"], event["raw_object"]
+        # an error answer, and (given timeout_seconds, so it does not retry on its own) an ERROR event, which the
+        # client raises with the event's code as the status
+        except k.client.exceptions.ApiException as exc:
+            if exc.status == 410:
+                return
+            raise ClusterApiError(f"watching RayJob {name}: HTTP {exc.status} {exc.reason}: {_api_message(exc)}",
+                                  exc.status) from None
+        except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError):
+            return  # a dropped or silent watch: read again (a real outage fails that GET)
+        except urllib3.exceptions.HTTPError as exc:
+            raise ClusterApiError(f"watching RayJob {name}: cannot reach the API server: {exc}") from None
+
+
 def follow_rayjob(settings: Settings, api: Any, name: str, *,
                   on_change: Callable[[RayJobState], None] | None = None,
-                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic
-                  ) -> RayJobState:
-    """Poll the RayJob every ``cluster.poll_s`` until it succeeds (returned) or fails (:class:`RayJobFailedError`),
-    at most ``cluster.follow_timeout_s`` (:class:`RayJobTimeoutError`); ``on_change`` hears each new state."""
+                  clock: Callable[[], float] = time.monotonic) -> RayJobState:
+    """Follow the RayJob until it succeeds (returned), fails (:class:`RayJobFailedError`) or is deleted
+    (:class:`RayJobDeletedError`), at most ``cluster.follow_timeout_s`` (:class:`RayJobTimeoutError`);
+    ``on_change`` hears each new state.
+
+    As ``kubectl get --watch`` does: read it (its state, done at once if it has finished, and its
+    resourceVersion), then watch it from that resourceVersion, each watch at most ``cluster.watch_timeout_s``
+    (less when the follow's time is nearly up); when the API server ends a watch or answers 410 Gone, read it
+    again and watch again. Each state change arrives as it happens; nothing sleeps."""
     c = settings.cluster
     deadline = clock() + c.follow_timeout_s
     seen: RayJobState | None = None
-    while True:
-        obj = _call(f"reading RayJob {name}", lambda: _api(api).get_namespaced_custom_object(
-            RAYJOB.group, RAYJOB.version, c.namespace, RAYJOB.plural, name))
+
+    def done(obj: dict) -> bool:
+        nonlocal seen
         state = rayjob_state(obj)
         if state != seen and on_change is not None:
             on_change(state)
         seen = state
         if state.failed:
             raise RayJobFailedError(state)
-        if state.succeeded:
-            return state
-        if clock() >= deadline:
-            raise RayJobTimeoutError(state, c.follow_timeout_s)
-        sleep(c.poll_s)
+        return state.succeeded
+
+    while True:
+        obj = _read_rayjob(api, c.namespace, name, seen)
+        if done(obj):
+            return seen
+        left = deadline - clock()
+        if left <= 0:
+            raise RayJobTimeoutError(seen, c.follow_timeout_s)
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        for kind, event_obj in _watch_rayjob(api, c.namespace, name, rv, min(c.watch_timeout_s, math.ceil(left))):
+            if kind == "DELETED":
+                raise RayJobDeletedError(rayjob_state(event_obj))
+            if done(event_obj):
+                return seen
+            if clock() >= deadline:
+                break
 
 
 def train_on_cluster(settings: Settings | None = None, *, configuration: Any = None, args: tuple[str, ...] = (),
-                     on_change: Callable[[RayJobState], None] | None = None,
-                     sleep: Callable[[float], None] = time.sleep) -> RayJobResult:
+                     on_change: Callable[[RayJobState], None] | None = None) -> RayJobResult:
     """``ridecast train --on-cluster``: create the RayJob and follow it to the end."""
     s = settings or get_settings()
     t0 = time.monotonic()
     with api_client(s, configuration) as api:
         name = submit_rayjob(s, api, args=args)
-        state = follow_rayjob(s, api, name, on_change=on_change, sleep=sleep)
+        state = follow_rayjob(s, api, name, on_change=on_change)
     return RayJobResult(s.cluster.namespace, state, time.monotonic() - t0)
 
 

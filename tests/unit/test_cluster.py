@@ -4,7 +4,8 @@
 The API server is the one thing mocked, and only because none can run here (no kube-apiserver, kind, k3s or kwok
 in any reachable registry: ../shared/PLATFORM.md): tests.k8s_api is a real HTTP server on 127.0.0.1 answering the
 custom-resource REST paths. The real client (its kubeconfig loading, serialisation, urllib3) sends the requests,
-and the tests assert on what arrived (method, path, token, body) and on the CLI's output and exit code. The
+and the tests assert on what arrived (method, path, token, body, the watch's query) and on the CLI's output and exit
+code; the RayJob's state changes reach the client as watch events the stand-in streams from a script. The
 RayJob body is also validated against KubeRay's own RayJob CRD schema with unknown fields as errors, the check the
 API server would make. What only a live cluster shows (KubeRay actually running the job) is the deploy
 workflow's part.
@@ -16,6 +17,7 @@ import copy
 import functools
 import re
 import sys
+import time
 from pathlib import Path
 
 import jsonschema
@@ -26,11 +28,12 @@ from typer.testing import CliRunner
 from ridecast.cli import app
 from ridecast.config import Settings, get_settings
 from ridecast.stack import cluster
-from tests.k8s_api import FakeApiServer
+from tests.k8s_api import DELETE, END_STREAM, GONE_EVENT, GONE_RESPONSE, FakeApiServer
 
 RUNNING = {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING", "rayClusterName": "rc-1"}
 SUCCEEDED = {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED", "rayClusterName": "rc-1",
              "message": "Job finished successfully."}
+INITIALIZING = {"jobDeploymentStatus": "Initializing"}
 FAILED = {"jobDeploymentStatus": "Failed", "jobStatus": "FAILED", "reason": "AppFailed",
           "message": "Job entrypoint command failed with exit code 1"}
 
@@ -118,9 +121,9 @@ def test_rayjob_names_are_dns_labels():
 
 @pytest.fixture
 def cli_env(tmp_path, monkeypatch):
-    """Settings read by the CLI process: a fresh state dir, a fast poll, a kubeconfig context to the fake server."""
+    """Settings read by the CLI process: a fresh state dir, short watches, a kubeconfig context to the fake server."""
     monkeypatch.setenv("RIDECAST_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("RIDECAST_CLUSTER__POLL_S", "0.01")
+    monkeypatch.setenv("RIDECAST_CLUSTER__WATCH_TIMEOUT_S", "5")
     monkeypatch.setenv("RIDECAST_CLUSTER__FOLLOW_TIMEOUT_S", "30")  # a broken follow fails, not hangs
     monkeypatch.setenv("RIDECAST_CLUSTER__CONTEXT", "fake")
     get_settings.cache_clear()
@@ -133,8 +136,10 @@ def _invoke(args: list[str]):
 
 
 def test_train_on_cluster_creates_the_rayjob_and_follows_it_to_success(cli_env, monkeypatch):
-    with FakeApiServer(rayjob_statuses=[{}, {"jobDeploymentStatus": "Initializing"}, RUNNING, RUNNING,
-                                        SUCCEEDED]) as api:
+    # the first GET finds it not reconciled yet; the rest arrives by one watch (a change that leaves the state as it
+    # was, here a new startTime, prints nothing)
+    with FakeApiServer(rayjob_statuses=[{}], rayjob_script=[INITIALIZING, RUNNING, {**RUNNING, "startTime": "t"},
+                                                            SUCCEEDED]) as api:
         monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig(cli_env / "kubeconfig")))
         out = _invoke(["train", "--on-cluster", "--horizons", "30,15"])
     assert out.exit_code == 0, out.output
@@ -144,8 +149,13 @@ def test_train_on_cluster_creates_the_rayjob_and_follows_it_to_success(cli_env, 
     assert {k.lower(): v for k, v in post.headers.items()}["authorization"] == "Bearer t0ken"
     name = post.body["metadata"]["name"]
     assert post.body == cluster.rayjob_manifest(get_settings(), name, args=("--horizons", "15,30"))
-    gets = api.of("GET", "rayjobs")
-    assert len(gets) == 5 and {g.path for g in gets} == {f"/apis/ray.io/v1/namespaces/ridecast/rayjobs/{name}"}
+    (get,) = api.reads("rayjobs")
+    assert get.path == f"/apis/ray.io/v1/namespaces/ridecast/rayjobs/{name}"
+    (watch,) = api.watches("rayjobs")
+    assert watch.path.startswith("/apis/ray.io/v1/namespaces/ridecast/rayjobs?")
+    # from what the GET read (created at resourceVersion 1, its first status at 2), at most watch_timeout_s
+    assert {k: watch.query[k] for k in ("fieldSelector", "resourceVersion", "timeoutSeconds")} == {
+        "fieldSelector": f"metadata.name={name}", "resourceVersion": "2", "timeoutSeconds": "5"}
     lines = [line for line in out.stdout.splitlines() if line.startswith("RayJob")]
     assert lines == [f"RayJob {name}: Pending / job -", f"RayJob {name}: Initializing / job -",
                      f"RayJob {name}: Running / job RUNNING",
@@ -154,12 +164,13 @@ def test_train_on_cluster_creates_the_rayjob_and_follows_it_to_success(cli_env, 
 
 
 def test_train_on_cluster_exits_nonzero_with_the_operators_message_on_failure(cli_env, monkeypatch):
-    with FakeApiServer(rayjob_statuses=[RUNNING, FAILED]) as api:
+    with FakeApiServer(rayjob_statuses=[RUNNING], rayjob_script=[FAILED]) as api:
         monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig(cli_env / "kubeconfig")))
         out = _invoke(["train", "--on-cluster"])
     assert out.exit_code == 1, out.output
     assert re.search(r"error: RayJob ridecast-train-\S+ failed: Failed / job FAILED \(AppFailed\): Job entrypoint "
                      r"command failed with exit code 1", out.output), out.output
+    assert (len(api.reads("rayjobs")), len(api.watches("rayjobs"))) == (1, 1)
 
 
 def test_forbidden_create_is_one_line_and_exit_2(cli_env, monkeypatch):
@@ -182,20 +193,109 @@ def test_unknown_context_and_unreachable_server_are_clear_errors(cli_env, monkey
     assert out.exit_code == 2 and "cannot reach the API server" in out.output and "Traceback" not in out.output
 
 
+# ---------------------------------------------------------------- following the RayJob by a watch
+
+
+def _follow(api: FakeApiServer, s: Settings | None = None, name: str = "j", **kw) -> list[cluster.RayJobState]:
+    """follow_rayjob on RayJob ``name`` (put in the stand-in unless already there); the states it reported.
+    Raises what follow_rayjob raises, with the states so far on the exception."""
+    s = s or Settings(cluster={"follow_timeout_s": 30, "watch_timeout_s": 5})
+    api.objects.setdefault(("rayjobs", "j"), cluster.rayjob_manifest(s, "j"))
+    states: list[cluster.RayJobState] = []
+    with cluster.api_client(s, api.configuration()) as client:
+        try:
+            assert cluster.follow_rayjob(s, client, name, on_change=states.append, **kw) == states[-1]
+        except cluster.ClusterError as exc:
+            exc.states = states
+            raise
+    return states
+
+
+@pytest.mark.parametrize("changes", [2, 40])
+def test_follow_watches_the_rayjob_instead_of_polling_it(changes):
+    # many state changes (the message moving along), still one GET and one watch: nothing polls
+    steps = [{**RUNNING, "message": f"step {i}"} for i in range(changes)]
+    with FakeApiServer(rayjob_statuses=[INITIALIZING], rayjob_script=[*steps, SUCCEEDED]) as api:
+        states = _follow(api)
+    assert [st.message for st in states] == ["", *(f"step {i}" for i in range(changes)), "Job finished successfully."]
+    assert states[-1].succeeded and states[0].deployment_status == "Initializing"
+    assert (len(api.reads("rayjobs")), len(api.watches("rayjobs"))) == (1, 1)
+    (watch,) = api.watches("rayjobs")
+    assert watch.query["fieldSelector"] == "metadata.name=j" and watch.query["watch"].lower() in ("true", "1")
+
+
+def test_follow_to_failure_is_the_typed_error_with_the_rayjobs_message():
+    with FakeApiServer(rayjob_statuses=[RUNNING], rayjob_script=[{**RUNNING, "message": "training"}, FAILED]) as api:
+        with pytest.raises(cluster.RayJobFailedError, match=r"RayJob j failed: Failed / job FAILED \(AppFailed\): "
+                           r"Job entrypoint command failed with exit code 1") as err:
+            _follow(api)
+    assert err.value.state.reason == "AppFailed" and [st.message for st in err.value.states][-2:] == [
+        "training", "Job entrypoint command failed with exit code 1"]
+    assert len(api.watches("rayjobs")) == 1
+
+
+@pytest.mark.parametrize(("marker", "script_head", "watched_from"), [
+    (END_STREAM, [{**RUNNING, "message": "a"}], ["2", "3"]),  # the server ended the watch (its timeoutSeconds)
+    (GONE_EVENT, [{**RUNNING, "message": "a"}], ["2", "3"]),  # 410 Gone as an ERROR event in the stream
+    (GONE_RESPONSE, [], ["2", "2"]),  # 410 Gone as the watch request's answer
+])
+def test_follow_reads_and_watches_again_when_the_watch_ends_or_is_gone(marker, script_head, watched_from):
+    script = [*script_head, marker, {**RUNNING, "message": "b"}, SUCCEEDED]
+    with FakeApiServer(rayjob_statuses=[RUNNING], rayjob_script=script) as api:
+        states = _follow(api)
+    assert states[-1].succeeded and [st.message for st in states] == ["", *(["a"] if script_head else []), "b",
+                                                                       "Job finished successfully."]
+    assert (len(api.reads("rayjobs")), len(api.watches("rayjobs"))) == (2, 2)
+    # each watch starts from what the GET before it read: the second misses nothing and replays nothing
+    assert [w.query["resourceVersion"] for w in api.watches("rayjobs")] == watched_from
+
+
+def test_a_deleted_rayjob_is_the_typed_error():
+    with FakeApiServer(rayjob_statuses=[RUNNING], rayjob_script=[DELETE]) as api:
+        with pytest.raises(cluster.RayJobDeletedError, match=r"RayJob j was deleted while Running / job RUNNING"):
+            _follow(api)
+    # told by the DELETED event itself, not by a later GET's 404
+    assert (len(api.reads("rayjobs")), len(api.watches("rayjobs"))) == (1, 1)
+    with FakeApiServer() as api:  # gone before the first GET (404)
+        with pytest.raises(cluster.RayJobDeletedError, match=r"RayJob gone was deleted while pending / job -"):
+            _follow(api, name="gone")
+    assert not api.watches("rayjobs")
+
+
+@pytest.mark.parametrize("status", [SUCCEEDED, FAILED])
+def test_a_rayjob_finished_at_the_first_get_is_not_watched(status):
+    with FakeApiServer(rayjob_statuses=[status]) as api:
+        if status is FAILED:
+            with pytest.raises(cluster.RayJobFailedError):
+                _follow(api)
+        else:
+            assert _follow(api)[-1].succeeded
+    assert (len(api.reads("rayjobs")), len(api.watches("rayjobs"))) == (1, 0)
+
+
 def test_follow_gives_up_after_the_timeout_and_says_the_job_keeps_running():
-    s = Settings(cluster={"follow_timeout_s": 60, "poll_s": 10})
-    now = [0.0]
+    # each watch the server ends at once "took" 10 s on the test's clock: watches of 10, 10 and the 5 s left, then
+    # the GET at 30 s is past the 25 s
+    s = Settings(cluster={"follow_timeout_s": 25, "watch_timeout_s": 10})
+    with FakeApiServer(rayjob_statuses=[RUNNING], rayjob_script=[END_STREAM] * 10) as api:
+        with pytest.raises(cluster.RayJobTimeoutError, match=r"RayJob j still Running after 25s.*kubectl get "
+                           r"rayjob j"):
+            _follow(api, s, clock=lambda: 10.0 * len(api.watches("rayjobs")))
+    assert [w.query["timeoutSeconds"] for w in api.watches("rayjobs")] == ["10", "10", "5"]
+    assert len(api.reads("rayjobs")) == 4
 
-    def sleep(seconds: float) -> None:
-        now[0] += seconds
 
+def test_follow_times_out_on_a_silent_watch_without_polling():
+    # a real clock: the server holds the watch open with nothing to say until its timeoutSeconds (the follow's
+    # 1 s left); the client waits on it instead of asking again
+    s = Settings(cluster={"follow_timeout_s": 1, "watch_timeout_s": 300})
+    t0 = time.monotonic()
     with FakeApiServer(rayjob_statuses=[RUNNING]) as api:
-        api.objects[("rayjobs", "j")] = cluster.rayjob_manifest(s, "j")
-        with cluster.api_client(s, api.configuration()) as client:
-            with pytest.raises(cluster.RayJobTimeoutError, match=r"RayJob j still Running after 60s.*kubectl get "
-                               r"rayjob j"):
-                cluster.follow_rayjob(s, client, "j", sleep=sleep, clock=lambda: now[0])
-    assert len(api.of("GET", "rayjobs")) == 7  # t = 0, 10, ..., 60
+        with pytest.raises(cluster.RayJobTimeoutError, match=r"after 1s"):
+            _follow(api, s)
+    assert 1 <= time.monotonic() - t0 < 10
+    assert [w.query["timeoutSeconds"] for w in api.watches("rayjobs")] == ["1"]
+    assert len(api.reads("rayjobs")) == 2
 
 
 def test_missing_client_is_a_not_installed_error(monkeypatch):
