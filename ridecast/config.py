@@ -307,6 +307,8 @@ class ClusterSettings(BaseModel):
     worker_replicas: int = Field(2, ge=0, description="Ray worker pods (training.workers ranks spread over them)")
     worker_cpu: str = "2"
     worker_memory: str = "4Gi"
+    shm_size: str = Field("1Gi", description="each Ray pod's /dev/shm (Ray's object store; a container's default is "
+                          "64 MiB), a memory-backed emptyDir counted against the pod's memory: the chart's shmSize")
     ttl_seconds_after_finished: int = Field(3600, ge=0, description="KubeRay deletes the finished RayJob's cluster")
     active_deadline_s: int = Field(7200, ge=1, description="KubeRay fails a RayJob running longer than this")
     watch_timeout_s: int = Field(

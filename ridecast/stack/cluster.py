@@ -233,10 +233,12 @@ def _pod_spec(c: Any, name: str, cpu: str, memory: str, *, restart_never: bool =
             "env": [{"name": "RIDECAST_TRAINING__RAY_ADDRESS", "value": "auto"}],
             "resources": {"requests": dict(resources), "limits": dict(resources)},
             "securityContext": _container_security(),
-            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "shm", "mountPath": "/dev/shm"}],
         }],
-        # the image keeps every writable path under /tmp (Ray's session dir, ridecast's state, caches)
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        # the image keeps every writable path under /tmp (Ray's session dir, ridecast's state, caches); Ray's
+        # object store needs more /dev/shm than a container's 64 MiB
+        "volumes": [{"name": "tmp", "emptyDir": {}},
+                    {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": c.shm_size}}],
     }
     if restart_never:
         spec["restartPolicy"] = "Never"

@@ -87,7 +87,8 @@ def test_rayjob_body_validates_against_the_crd_strictly(crd_dir):
 
 
 def test_rayjob_body_runs_the_entrypoint_hardened_with_the_charts_environment():
-    s = Settings(cluster={"env_secret": "ridecast-env", "namespace": "ml", "image": "ghcr.io/o/ridecast-app:1.2.3"})
+    s = Settings(cluster={"env_secret": "ridecast-env", "namespace": "ml", "image": "ghcr.io/o/ridecast-app:1.2.3",
+                          "shm_size": "2Gi"})
     body = cluster.rayjob_manifest(s, "ridecast-train-x", args=("--workers", "4"))
     spec = body["spec"]
     assert (body["apiVersion"], body["kind"], body["metadata"]["namespace"]) == ("ray.io/v1", "RayJob", "ml")
@@ -109,6 +110,9 @@ def test_rayjob_body_runs_the_entrypoint_hardened_with_the_charts_environment():
         assert c["envFrom"] == [{"configMapRef": {"name": "ridecast-config"}}, {"secretRef": {"name": "ridecast-env"}}]
         assert c["resources"]["requests"] == c["resources"]["limits"]
         assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+        # Ray's object store: a memory-backed /dev/shm of cluster.shm_size, not the container's 64 MiB
+        assert {"name": "shm", "mountPath": "/dev/shm"} in c["volumeMounts"]
+        assert {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}} in pod["volumes"]
 
 
 def test_rayjob_names_are_dns_labels():
