@@ -1,6 +1,6 @@
 """Online forecasting latency and throughput: Ray Serve vs a plain single-process uvicorn app, same run.
 
-    .venv/bin/python -m benchmarks.serve_latency --runs 3            # latency/throughput table
+    .venv/bin/python -m benchmarks.serve_latency --runs 3            # latency/throughput table (h2load)
     .venv/bin/python -m benchmarks.serve_latency --autoscaling        # + the replica timeline under a load step
 
 Set-up (once): simulates 29 days of demand into a throw-away lake (``tests.lake_fixtures.write_lake``), trains
@@ -23,8 +23,10 @@ identical windows):
 
 Scenarios: ``single`` = ``GET /v1/forecast/{zone}?horizon=60`` (random zone per worker) and ``all`` = ``POST
 /v1/forecast {"horizons": [15, 30, 60]}`` (every zone × horizon in one request), each at concurrency 1, 8 and 32,
-driven by :mod:`benchmarks.http_load` in a second process (closed loop). Per run: p50/p95/p99 latency and
-throughput; reported: the median over ``--runs``; ratios are Serve / plain of the medians.
+driven from a second process (closed loop) by h2load (:mod:`benchmarks.h2load_client`, ``--seconds`` per run; the
+default) or by the Python client :mod:`benchmarks.http_load` (``--client httpx``, ``--requests`` per run). Per
+run: p50/p95/p99 latency and throughput; reported: the median over ``--runs``; ratios are Serve / plain of the
+medians.
 
 Goals (issue 9): single-zone p99 <= 50 ms at concurrency 8; all-zones p99 <= 100 ms; Serve throughput >= 0.6x plain.
 """
@@ -46,7 +48,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from benchmarks.common import bench_settings, overridden_settings, percentile, print_table, write_result
-from benchmarks.wrk_load import run_wrk, wrk_binary
+from benchmarks.h2load_client import h2load_binary, run_h2load
 from ridecast.stack.process import free_port
 
 GOALS = {"single_p99_ms_c8": 50.0, "all_p99_ms": 100.0, "serve_throughput_ratio": 0.6}
@@ -135,10 +137,9 @@ def serving(name: str, env: dict[str, str]) -> Iterator[Server]:
 
 
 def _load(client: str, url: str, body: str | None, concurrency: int, requests: int, seconds: float) -> dict[str, Any]:
-    """One closed-loop run: ``requests`` from the Python client (``httpx``), or ``seconds`` of wrk (``wrk``)."""
-    if client == "wrk":
-        run_wrk(url, body, concurrency, 1)  # warm-up (connections, caches), not measured, as http_load's --warmup
-        return run_wrk(url, body, concurrency, seconds)
+    """One closed-loop run: ``requests`` from the Python client (``httpx``), or ``seconds`` of h2load."""
+    if client == "h2load":
+        return run_h2load(url, body, concurrency, seconds)
     cmd = [sys.executable, "-m", "benchmarks.http_load", "--url", url, "--concurrency", str(concurrency),
            "--requests", str(requests), "--max-seconds", "30"]
     if body:
@@ -216,8 +217,8 @@ def autoscaling(env: dict[str, str], step_s: float, client: str) -> dict[str, An
         def step() -> None:
             time.sleep(10)
             load_on.set()
-            if client == "wrk":
-                run_wrk(url, None, 32, step_s)
+            if client == "h2load":
+                run_h2load(url, None, 32, step_s)
             else:
                 cmd = [sys.executable, "-m", "benchmarks.http_load", "--url", url, "--concurrency", "32",
                        "--requests", "1000000", "--max-seconds", str(step_s)]
@@ -273,15 +274,15 @@ def main() -> None:
     ap.add_argument("--servers", default="plain,serve,serve_direct,serve_2r")
     ap.add_argument("--autoscaling", action="store_true")
     ap.add_argument("--step-s", type=float, default=40.0)
-    ap.add_argument("--client", choices=("wrk", "httpx"), default="wrk",
-                    help="load generator: wrk (C, benchmarks/wrk_load.py) or the Python one (benchmarks/http_load.py)")
-    ap.add_argument("--seconds", type=float, default=10.0, help="wrk: seconds per run")
+    ap.add_argument("--client", choices=("h2load", "httpx"), default="h2load",
+                    help="load generator: h2load (C, benchmarks/h2load_client.py) or Python (benchmarks/http_load.py)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="h2load: seconds per run (after a 1 s warm-up)")
     ap.add_argument("--name", default="serve_latency", help="results file name (benchmarks/results/<name>.json)")
     a = ap.parse_args()
     with bench_settings("serve", RIDECAST_SERVING__RUN_FEED="false",
                         RIDECAST_SERVING__MAX_FEATURE_AGE_S=str(10 * 86400)) as s:
-        if a.client == "wrk":
-            wrk_binary()  # before minutes of set-up: fail now, with the fix
+        if a.client == "h2load":
+            h2load_binary()  # before minutes of set-up: fail now, with the fix
         setup = _prepare(s, a.days)
         env = {k: v for k, v in os.environ.items() if k.startswith("RIDECAST_")}
         res: dict[str, Any] = {"setup": setup, "client": a.client,
