@@ -79,7 +79,10 @@ def test_kill_9_job_mid_stream_loses_and_duplicates_nothing(broker, tmp_path, re
         catalog = open_catalog(s)
         for ident in ("silver.trip_events", "gold.zone_features"):  # the sink's small files, compacted
             res = compact(catalog.load_table(ident), min_files=2)
-            assert res.files_after < res.files_before, ident
+            # silver is written in every checkpoint of three job runs: many files. Gold's windows close only when
+            # the watermark passes them, which on a slow machine can happen in one checkpoint: one file, nothing
+            # to compact (a CI run at 117b938 saw that)
+            assert res.files_after < res.files_before or (ident.startswith("gold") and res.files_before == 1), res
         silver = catalog.load_table("silver.trip_events").scan().to_arrow().column("event_id").to_pylist()
         assert len(silver) == len(set(silver)), "duplicated events in silver"
         assert sorted(silver) == sorted(e["event_id"] for e in events), "lost events in silver"
