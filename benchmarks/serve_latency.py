@@ -18,6 +18,10 @@ identical windows):
 * ``serve_mainloop``, ``serve_grpc`` (only with ``--servers``): one replica with Ray Serve knobs set in the
   environment the local Ray inherits: three of its "throughput optimized" preset (requests on the main event loops,
   batched request logs), or the proxy reaching the replica over Serve's gRPC data plane;
+* ``plain_untuned``, ``serve_direct_untuned`` (only with ``--servers``): ``plain`` and ``serve_direct`` without
+  ``serving.freeze_heap`` and with the SDK's 512-span export batches (``serving.trace_export_batch_size``), the
+  settings before they became defaults: what the two buy in the latency tail; ``serve_direct_spans512``: only the
+  export batches as before (a replica's heap is frozen by Serve either way);
 * ``serve_nowait`` (only with ``--servers``): one replica, ``@serve.batch`` without its wait (what batching costs
   a lone request and buys under concurrency).
 
@@ -54,6 +58,7 @@ from ridecast.stack.process import free_port
 GOALS = {"single_p99_ms_c8": 50.0, "all_p99_ms": 100.0, "serve_throughput_ratio": 0.6}
 CONCURRENCY = (1, 8, 32)
 ONE_REPLICA = {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "1"}
+UNTUNED = {"RIDECAST_SERVING__FREEZE_HEAP": "false", "RIDECAST_SERVING__TRACE_EXPORT_BATCH_SIZE": "512"}
 SERVERS = {
     "plain": (["--plain"], {}),
     "serve": ([], ONE_REPLICA),
@@ -68,6 +73,11 @@ SERVERS = {
                             "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"}),
     # one replica, the proxy reaching it over Serve's gRPC data plane instead of Ray actor calls
     "serve_grpc": ([], {**ONE_REPLICA, "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"}),
+    # without the two tail-latency settings (only with --servers): the start-up heap left in the collector's full
+    # passes, spans exported in the SDK's default 512-span batches; the ratio to plain / serve_direct is what they buy
+    "plain_untuned": (["--plain"], UNTUNED),
+    "serve_direct_untuned": ([], {**ONE_REPLICA, **UNTUNED}),
+    "serve_direct_spans512": ([], {**ONE_REPLICA, "RIDECAST_SERVING__TRACE_EXPORT_BATCH_SIZE": "512"}),
     # --autoscaling: one replica that may become two, scaling quickly enough to see within a minute
     "serve_auto": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "2",
                         "RIDECAST_SERVING__TARGET_ONGOING_REQUESTS": "2", "RIDECAST_SERVING__UPSCALE_DELAY_S": "3",
@@ -75,7 +85,7 @@ SERVERS = {
 }
 
 
-PAST_THE_PROXY = {"serve_direct"}
+PAST_THE_PROXY = {"serve_direct", "serve_direct_untuned", "serve_direct_spans512"}
 
 
 def _prepare(settings, days: int) -> dict[str, float]:

@@ -211,6 +211,15 @@ class ServingSettings(BaseModel):
     # observability
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset: spans go to trace_file")
     trace_file: Path | None = Field(None, description="JSON-lines span file; default <state_dir>/traces/serve.jsonl")
+    trace_export_batch_size: int = Field(
+        64, ge=1, le=2048,
+        description="spans per export (OpenTelemetry's BatchSpanProcessor; its default 512 is one long GIL-bound "
+        "burst that every request in flight waits out)",
+    )
+    freeze_heap: bool = Field(
+        True, description="gc.freeze() once a serving process has started (the plain app itself, a Serve replica "
+        "by RAY_SERVE_FREEZE_GC_ON_STARTUP): full collections skip the start-up heap",
+    )
     metrics_dir: Path | None = Field(
         None, description="prometheus-client multiprocess dir (replicas on one node); default <state_dir>/metrics"
     )

@@ -60,7 +60,7 @@ class Forecaster:
         _telemetry.configure(settings, service_name="ridecast-serve")
         self.reconfigure(user_config(settings))
         self._service = ForecastService(settings)
-        self._service.start()
+        self._service.start()  # then Serve freezes the start-up heap (serving.freeze_heap, see ray_serve_env)
 
     def __serve_build_asgi_app__(self):
         from serve._api import create_app
@@ -159,12 +159,17 @@ def ray_serve_env(settings: "Settings") -> dict[str, str]:
     to a replica's own port skips the proxy's hop and its Ray call, which is most of what Serve costs per request
     (benchmarks/README.md, ``serve_direct``). A stopping replica keeps answering ``direct_ingress_drain_s``, the
     time a load balancer in front of those ports needs to stop sending it requests.
+
+    Heap freeze (``serving.freeze_heap``): Serve's own ``gc.freeze()`` of a replica once its ``__init__`` returned
+    (and of the controller), on by default in Ray Serve; the plain app does the same itself
+    (:func:`serve._service.freeze_startup_heap`, which explains why).
     """
     sv = settings.serving
     lo, hi = sv.direct_ingress_ports
     return {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1" if sv.direct_ingress else "0",
             "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(lo), "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(hi),
-            "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": f"{sv.direct_ingress_drain_s:g}"}
+            "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": f"{sv.direct_ingress_drain_s:g}",
+            "RAY_SERVE_FREEZE_GC_ON_STARTUP": "1" if sv.freeze_heap else "0"}
 
 
 def deployment_options(settings: "Settings") -> dict[str, Any]:

@@ -24,17 +24,22 @@ if TYPE_CHECKING:
 __all__ = ["plain_app", "run_plain"]
 
 
-def plain_app(settings: "Settings", service: "ForecastService | None" = None) -> "FastAPI":
+def plain_app(
+    settings: "Settings", service: "ForecastService | None" = None, *, own_process: bool = False
+) -> "FastAPI":
     """The app with a :class:`DirectBackend` over ``service`` (default ``ForecastService(settings)``), which the
-    lifespan starts and closes. Telemetry is configured here: this process is the whole service."""
+    lifespan starts and closes. Telemetry is configured here: this process is the whole service. ``own_process``:
+    the process does nothing else (``run_plain``), so its start-up heap is frozen once the service started."""
 
     @asynccontextmanager
     async def lifespan(app: "FastAPI") -> AsyncIterator[None]:
-        from serve._service import ForecastService
+        from serve._service import ForecastService, freeze_startup_heap
 
         telemetry.configure(settings, service_name="ridecast-serve-plain")
         svc = service or ForecastService(settings)
         await asyncio.to_thread(svc.start)  # bootstraps from the lake: keep the loop free meanwhile
+        if own_process:
+            freeze_startup_heap(settings)
         app.state.backend = DirectBackend(svc)
         try:
             yield
@@ -52,4 +57,5 @@ def run_plain(settings: "Settings") -> None:
     import uvicorn
 
     telemetry.reset_metrics_dir(settings)
-    uvicorn.run(plain_app(settings), host=settings.serving.host, port=settings.serving.port, log_level="info")
+    app = plain_app(settings, own_process=True)
+    uvicorn.run(app, host=settings.serving.host, port=settings.serving.port, log_level="info")

@@ -14,6 +14,7 @@ the same interval one week earlier, ``FeatureLookup.seasonal_naive``) and says s
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from serve._history import ZoneHistory
     from serve._stores import OnlineStore
 
-__all__ = ["Forecast", "ForecastRequest", "ForecastService", "Readiness", "UnknownHorizonError"]
+__all__ = ["Forecast", "ForecastRequest", "ForecastService", "Readiness", "UnknownHorizonError", "freeze_startup_heap"]
 
 Source = Literal["model", "seasonal_naive"]
 
@@ -96,6 +97,27 @@ class Readiness:
     models: dict[int, int | None]  # horizon -> loaded champion version
     feature_time: pd.Timestamp | None
     reasons: list[str] = field(default_factory=list)  # what is missing, in the user's terms
+
+
+def freeze_startup_heap(settings: "Settings") -> int:
+    """Move everything a started serving process holds into the collector's permanent generation
+    (``gc.freeze``), when ``serving.freeze_heap``; returns how many objects were frozen (0: off).
+
+    Why: by the time the service answers, the process holds the imports of pandas, pyarrow, MLflow, SQLAlchemy and
+    XGBoost, the boosters and the bootstrapped store, hundreds of thousands of objects that live as long as it. A
+    full collection walks all of them while holding the GIL, and the ordinary garbage of requests triggers one
+    every few seconds: a pause for every request in flight, most of the plain app's latency tail
+    (serve/README.md, "Latency tail"). Frozen, a full collection walks only what was made since. Call it once, in
+    a process that only serves, after the service started: a test process that froze would never free the cycles
+    of the tests before it. Ray Serve does the same for its replicas (``RAY_SERVE_FREEZE_GC_ON_STARTUP``, which
+    ``serve._deployment.ray_serve_env`` sets from the same setting), so only the plain app calls this."""
+    if not settings.serving.freeze_heap:
+        return 0
+    gc.collect()  # what start-up left as garbage goes now, not into the permanent generation
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    log.info("froze %d start-up objects out of the collector's full passes", frozen)
+    return frozen
 
 
 class ForecastService:

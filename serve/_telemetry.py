@@ -200,7 +200,11 @@ def configure(settings: "Settings", service_name: str = "ridecast-serve") -> Non
         )
         provider = TracerProvider(resource=resource)
         exporter, where = _span_exporter(settings)
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        # small batches: serialising a span holds the GIL, so an export is a pause for every request in flight;
+        # many short pauses instead of the SDK's default 512-span burst keep it out of the latency tail
+        provider.add_span_processor(
+            BatchSpanProcessor(exporter, max_export_batch_size=settings.serving.trace_export_batch_size)
+        )
         trace.set_tracer_provider(provider)
         _provider = provider
         otlp = settings.serving.otlp_endpoint

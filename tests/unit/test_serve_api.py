@@ -428,3 +428,50 @@ def test_direct_backend_runs_the_service_off_the_loop_inside_the_request_trace(a
     spans = [s for s in _spans() if s["context"]["trace_id"] == trace_id]
     root = next(s for s in spans if s["parent_id"] is None)
     assert {s["name"] for s in spans if s["parent_id"] == root["context"]["span_id"]} == {"feature_lookup", "inference"}
+
+
+def _in_a_fresh_process(code: str, tmp_path: Path, **env: str) -> str:
+    """Run ``code`` in a new interpreter from the repo root: what it sets up is process-wide (the tracer provider,
+    the collector's permanent generation) and must not reach this test process."""
+    base = {k: v for k, v in os.environ.items() if k != telemetry.MULTIPROC_ENV}
+    out = subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2], capture_output=True,
+                         text=True, env={**base, "RIDECAST_HOME": str(tmp_path), **env}, timeout=120)
+    return out.stdout
+
+
+def test_spans_are_exported_in_batches_of_the_configured_size(tmp_path):
+    # The SDK's schedule delay is an hour here, so only a full batch of trace_export_batch_size can export the four
+    # spans; with the SDK's default batch (512) they would stay queued and the wait below would time out.
+    code = (
+        "import time; from ridecast.config import get_settings; from serve import _telemetry as t\n"
+        "s = get_settings(); t.configure(s)\n"
+        "for i in range(4):\n"
+        "    with t.span(f's{i}'): pass\n"
+        "deadline = time.monotonic() + 60\n"
+        "while time.monotonic() < deadline:\n"
+        "    n = len(s.trace_file.read_text().splitlines()) if s.trace_file.exists() else 0\n"
+        "    if n >= 4: break\n"
+        "    time.sleep(0.1)\n"
+        "print(n)\n"
+        "import os; os._exit(0)  # no shutdown flush: only what the batch exported counts\n"
+    )
+    out = _in_a_fresh_process(code, tmp_path, RIDECAST_SERVING__TRACE_EXPORT_BATCH_SIZE="4",
+                              OTEL_BSP_SCHEDULE_DELAY="3600000")
+    assert out.split()[-1] == "4"
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_a_serving_process_freezes_its_start_up_heap_when_configured(tmp_path, freeze):
+    code = (
+        "import gc; from ridecast.config import get_settings; from serve._service import freeze_startup_heap\n"
+        "import pandas, xgboost  # a start-up heap\n"
+        "before = gc.get_freeze_count(); n = freeze_startup_heap(get_settings())\n"
+        "print(before, n, gc.get_freeze_count())\n"
+    )
+    before, returned, after = map(int, _in_a_fresh_process(
+        code, tmp_path, RIDECAST_SERVING__FREEZE_HEAP=str(freeze).lower()).split()[-3:])
+    assert before == 0
+    if freeze:
+        assert returned == after > 10_000  # the imports' objects are out of the full collections
+    else:
+        assert returned == after == 0
