@@ -8,7 +8,7 @@ render; the work is in :mod:`ridecast.sources`. Heavy imports live inside the co
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -33,6 +33,10 @@ def simulate(
     out: Optional[Path] = typer.Option(None, help="write JSON lines here instead of producing to Kafka"),
     backfill: bool = typer.Option(False, "--backfill", help="write JSONL under state_dir/backfill and backfill it"),
     progress: bool = typer.Option(True, help="progress bar"),
+    live: bool = typer.Option(
+        False, "--live", help="in the background: each event after --start (default now) sent to Kafka as it "
+        "happens, until `ridecast down`"
+    ),
 ) -> None:
     """Simulate Singapore ride-hailing trip events and send them to Kafka (default), a file, or a backfill."""
     from rich.console import Console
@@ -42,6 +46,12 @@ def simulate(
     from ridecast.sources.simulate import default_start, run_simulation
     from ridecast.views import simulation_table
 
+    if live:
+        if any(v is not None for v in (hours, days, speedup, out)) or backfill:
+            raise typer.BadParameter("--live sends to Kafka as the clock goes: it takes no --hours, --days, "
+                                     "--speedup, --out or --backfill")
+        _start_live(start, seed, scale)
+        return
     if hours is not None and days is not None:
         raise typer.BadParameter("give --hours or --days, not both")
     if out is not None and backfill:
@@ -59,6 +69,22 @@ def simulate(
     result = run_simulation(begin, duration, seed=seed, scale=scale, target=target, path=out, settings=s,
                             speedup=speedup, progress=progress)
     Console().print(simulation_table(result, s.kafka.events_topic))
+
+
+def _start_live(start: Optional[str], seed: int, scale: float) -> None:
+    from rich.console import Console
+
+    from ridecast.config import get_settings
+    from ridecast.sources.demand import SGT
+    from ridecast.stack.traffic import start_traffic, traffic_process
+
+    since = datetime.now(timezone.utc) if start is None else datetime.fromisoformat(start)
+    since = since.replace(tzinfo=SGT) if since.tzinfo is None else since
+    s = get_settings()
+    rec = start_traffic(s, since=since, seed=seed, scale=scale)
+    Console().print(f"live traffic (pid {rec['pid']}): simulated events after {rec['since']} (seed {rec['seed']}, "
+                    f"scale {rec['scale']:g}) sent as they happen; log {traffic_process(s).log_file}; "
+                    "stop with `ridecast down`")
 
 
 def ingest(

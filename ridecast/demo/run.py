@@ -186,6 +186,31 @@ def _stream_live(p: DemoPlan, settings: Settings, console: Console, until: datet
                   f"(speed-up {p.speedup:g}×: one simulated day per {86400 / p.speedup:.0f} s)")
 
 
+def _settle_traffic(p: DemoPlan, settings: Settings, console: Console, timeout_s: float = 300) -> None:
+    """Stop the live traffic an earlier demo left running, and wait until silver holds the last event it sent:
+    the stream below resumes after the newest event in silver, and would send again what the feature job had read
+    but not yet committed."""
+    from ridecast.stack.traffic import last_sent, last_sent_file, stop_traffic
+    from ridecast.views import spinner
+
+    if stop_traffic(settings):
+        console.print("stopped the live traffic of an earlier demo")
+    last = last_sent(settings)
+    if last is None or last < p.live_start:  # nothing sent, or before the days this demo streams: no resume risk
+        last_sent_file(settings).unlink(missing_ok=True)
+        return
+    with spinner(console) as bar:
+        bar.add_task(f"waiting for its last event ({last.astimezone(SGT):%H:%M:%S} SGT) in silver", total=None)
+        deadline = time.monotonic() + timeout_s
+        while (newest := _newest_streamed(settings, p.live_start, last)) is None or newest < last:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the live traffic's last event ({last.isoformat()}) did not reach silver within "
+                                 f"{timeout_s:.0f} s: see `ridecast status` and the feature job's log "
+                                 f"({settings.log_dir}); resuming now could send events twice")
+            time.sleep(2)
+    last_sent_file(settings).unlink(missing_ok=True)
+
+
 def _wait_landed(p: DemoPlan, settings: Settings, console: Console, until: datetime,
                  timeout_s: float = 600) -> None:
     """Until the newest window a stream up to ``until`` closes is committed to gold (the job commits at each
@@ -255,10 +280,15 @@ def _serve_and_ask(p: DemoPlan, settings: Settings, console: Console, zone: str 
     forecasts over HTTP; returns its URL."""
     from ridecast.stack import lifecycle
     from ridecast.stack.serving import ForecastRequestError, ServingNotReadyError, request_forecast
+    from ridecast.stack.traffic import start_traffic, traffic_process
     from ridecast.views import forecast_table, serve_text
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
     _stream_live(p, settings, console, now)  # the minutes since the live stream stopped: fresh windows
+    # and from here on, each simulated event as it happens, until `make down`: the answers stay fresh after the demo
+    traffic = start_traffic(settings, since=now, seed=p.seed + 1, scale=p.scale)
+    console.print(f"live traffic: the simulated trips after {now.astimezone(SGT):%H:%M:%S} SGT are sent as they "
+                  f"happen (pid {traffic['pid']}, log {traffic_process(settings).log_file}) until `make down`")
     _wait_landed(p, settings, console, now)
     try:
         with console.status("starting the forecasting service (Ray Serve: models from MLflow, features)…"):
@@ -300,6 +330,7 @@ def run_demo(*, history_days: int = 28, seed: int = 42, scale: float = 1.0, spee
         with console.status("starting the embedded stack…"):
             started_stack = lifecycle.up(s)
         console.print(up_text(started_stack))
+        _settle_traffic(p, s, console)
     with step(f"History: {history_days} days through the feature job in batch (backfill)"):
         _backfill_history(p, s, console)
     if train:
@@ -334,5 +365,5 @@ def run_demo(*, history_days: int = 28, seed: int = 42, scale: float = 1.0, spee
         f"MLflow           {s.mlflow_tracking_uri}\n"
         + (f"forecast API     {serve_url}/docs   (.venv/bin/ridecast forecast --zone TAMPINES)\n" if serve_url else "")
         + "try              .venv/bin/ridecast sql \"SELECT * FROM iceberg.gold.zone_features LIMIT 5\"\n"
-        "stop             make down   (or .venv/bin/ridecast down; it stops the forecasting service too)",
+        "stop             make down   (or .venv/bin/ridecast down; it stops the service and the live traffic too)",
         title="where the data lives", border_style="green"))

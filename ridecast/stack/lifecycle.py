@@ -133,16 +133,19 @@ def up_schedule(settings: Settings | None = None) -> ScheduleResult:
 
 
 def down(settings: Settings | None = None) -> DownResult:
-    """Stop everything :func:`up`, :func:`up_trino`, :func:`up_serve` and :func:`up_schedule` started (checkpoints and
-    tables stay). The scheduler goes first, so no job starts against a stack that is stopping; then the service."""
+    """Stop everything :func:`up`, :func:`up_trino`, :func:`up_serve` and :func:`up_schedule` started, and the live
+    traffic (checkpoints and tables stay). The scheduler goes first, so no job starts against a stack that is
+    stopping; then the traffic, so nothing is sent to a broker that is stopping; then the service."""
     from ridecast.stack.broker import stop_broker
     from ridecast.stack.pipeline import stop_stream
     from ridecast.stack.schedule import stop_scheduler
     from ridecast.stack.serving import stop_serving
+    from ridecast.stack.traffic import stop_traffic
     from ridecast.stack.trino import stop_trino
 
     s = settings or get_settings()
     stopped = ["scheduler"] if stop_scheduler(s) else []
+    stopped += ["traffic"] if stop_traffic(s) else []
     stopped += ["serve"] if stop_serving(s) else []
     stopped += ["trino"] if stop_trino(s) else []
     stopped += stop_stream(s)
@@ -158,15 +161,18 @@ def status(settings: Settings | None = None) -> StackStatus:
     from ridecast.stack.pipeline import feature_job_process, latest_checkpoint
     from ridecast.stack.schedule import job_schedules, scheduler_process
     from ridecast.stack.serving import serving_health, serving_process
+    from ridecast.stack.traffic import traffic_process
     from ridecast.stack.trino import trino_health, trino_process
 
     s = settings or get_settings()
-    checks = {"broker": broker_health, "trino": trino_health, "serve": serving_health}
+    checks = {"broker": broker_health, "trino": trino_health, "serve": serving_health,
+              "traffic": lambda _s: "simulated trip events sent as they happen"}
     schedules = job_schedules(s)
     checks["scheduler"] = lambda _: next((f"next: {j.job} at {j.next_run.isoformat(timespec='minutes')}"
                                           for j in sorted(schedules, key=lambda j: j.next_run)), "no jobs")
     procs = []
-    for proc in (broker_process(s), feature_job_process(s), trino_process(s), serving_process(s), scheduler_process(s)):
+    for proc in (broker_process(s), feature_job_process(s), trino_process(s), serving_process(s), scheduler_process(s),
+                 traffic_process(s)):
         rec = proc.info()
         health = checks[proc.name](s) if rec and proc.name in checks else None
         procs.append(ProcessState(proc.name, rec["pid"] if rec else None, proc.log_file, health))

@@ -1,0 +1,64 @@
+"""Live traffic: simulated trip events sent as they happen, by a managed background process, until stopped.
+
+Why: a stream that stops leaves the service answering from features that age until they are stale (after
+``serving.max_feature_age_s`` it falls back to the seasonal-naive value and says so). ``make demo`` ends with
+the service up; with live traffic behind it, the forecasts it answers an hour later are still made from the last
+minutes of demand, as they would be in production.
+
+The stack does not import ``ridecast.sources`` (it sits below it): it starts :mod:`ridecast.sources.live` by
+module name, as it starts ``serve``. ``down`` stops it first, so nothing is sent to a broker that is stopping.
+
+When it stops it writes the time of the last event it sent (:func:`last_sent_file`). A replay that resumes
+"after the newest event in silver" (the demo) must first wait until silver holds that event: the feature job
+lands what it read at its next checkpoint, and a resume point read before that would send the rest again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ridecast.config import Settings, get_settings, repo_root
+from ridecast.stack.process import ManagedProcess
+
+__all__ = ["last_sent", "last_sent_file", "start_traffic", "stop_traffic", "traffic_command", "traffic_process"]
+
+
+def traffic_process(settings: Settings | None = None) -> ManagedProcess:
+    s = settings or get_settings()
+    return ManagedProcess("traffic", s.run_dir, s.log_dir)
+
+
+def traffic_command(*, since: datetime, seed: int, scale: float) -> list[str]:
+    """The live producer's command line (see :mod:`ridecast.sources.live` for its options)."""
+    return [sys.executable, "-m", "ridecast.sources.live", "--since", since.isoformat(), "--seed", str(seed),
+            "--scale", f"{scale:g}"]
+
+
+def start_traffic(settings: Settings | None = None, *, since: datetime, seed: int, scale: float) -> dict:
+    """Start the live producer (a running one is kept: its record is returned); it sends the simulated events
+    after ``since`` as the wall clock reaches them."""
+    s = settings or get_settings()
+    return traffic_process(s).start(traffic_command(since=since, seed=seed, scale=scale), cwd=repo_root(),
+                                    extra={"since": since.isoformat(), "seed": seed, "scale": scale})
+
+
+def stop_traffic(settings: Settings | None = None, timeout: float = 15.0) -> bool:
+    """SIGTERM (the producer sends what it holds and closes), SIGKILL after ``timeout``."""
+    return traffic_process(settings).stop(timeout=timeout)
+
+
+def last_sent_file(settings: Settings | None = None) -> Path:
+    """Where the stopped producer leaves ``{"last_event_ms": ...}`` (removed by whoever waited for it)."""
+    return traffic_process(settings).run_dir / "traffic.last.json"
+
+
+def last_sent(settings: Settings | None = None) -> datetime | None:
+    """The time of the last event the live producer sent before it stopped, or None (none recorded)."""
+    try:
+        ms = json.loads(last_sent_file(settings).read_text())["last_event_ms"]
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)

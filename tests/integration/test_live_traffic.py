@@ -1,0 +1,66 @@
+"""The stack's live traffic process against the real session broker: events as they happen, stopped by `down`,
+its last event recorded for the next replay's resume point."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ridecast.events import HEARTBEAT
+from ridecast.stack import lifecycle
+from ridecast.stack.broker import bootstrap_servers, ensure_topics
+from ridecast.stack.traffic import last_sent, last_sent_file, start_traffic, traffic_process
+
+pytestmark = pytest.mark.integration
+
+
+def _read(settings, stop_when, timeout_s: float = 120.0) -> list[tuple[float, dict]]:
+    """(receipt time, event) of every data event on the events topic until ``stop_when(pairs)`` or timeout."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    topic = settings.kafka.events_topic
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers(settings), enable_auto_commit=False,
+                             group_id=None, auto_offset_reset="earliest")
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        got: list[tuple[float, dict]] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not stop_when(got):
+            for recs in consumer.poll(timeout_ms=500).values():
+                now = time.time()
+                got += [(now, v) for v in (json.loads(r.value) for r in recs) if v["event_type"] != HEARTBEAT]
+        return got
+    finally:
+        consumer.close()
+
+
+def test_traffic_sends_events_as_they_happen_until_down_and_records_the_last(kafka_settings):
+    s = kafka_settings
+    ensure_topics(s)
+    since = datetime.now(timezone.utc) - timedelta(seconds=30)  # 30 s already due, then the clock's pace
+    start_traffic(s, since=since, seed=3, scale=40.0)  # ~20 requests a second across the city
+    try:
+        assert traffic_process(s).info() is not None
+        seen = _read(s, lambda got: bool(got) and got[-1][1]["event_time_ms"] / 1000 > time.time() - 1
+                     and len(got) > 50)
+        assert len(seen) > 50, f"{len(seen)} events in two minutes: see {traffic_process(s).log_file}"
+        cut = int(since.timestamp() * 1000)
+        assert all(v["event_time_ms"] > cut for _t, v in seen)
+        # none from the future: an event reaches the topic only once the clock passed its time (one machine, one
+        # clock: no allowance for skew)
+        assert all(v["event_time_ms"] / 1000 <= t for t, v in seen)
+        ids = [v["event_id"] for _t, v in seen]
+        assert len(ids) == len(set(ids))
+    finally:
+        stopped = lifecycle.down(s)
+    assert "traffic" in stopped.stopped and traffic_process(s).info() is None
+    # the producer recorded its last event on the way out: everything on the topic, and no event after it
+    last = last_sent(s)
+    assert last is not None, last_sent_file(s)
+    final = _read(s, lambda got: False, timeout_s=5.0)
+    assert max(v["event_time_ms"] for _t, v in final) == int(last.timestamp() * 1000)
