@@ -326,6 +326,11 @@ class ClusterSettings(BaseModel):
         "the API server ends each watch after this (timeoutSeconds) and the CLI reads the RayJob and watches again, "
         "as kubectl does, so a connection that died silently is noticed within this time",
     )
+    watch_backoff_max_s: float = Field(
+        30.0, gt=0,
+        description="a watch that ends at once with nothing to say (a proxy or server dropping it) is retried after "
+        "0.5 s, doubling up to this, instead of re-read in a tight loop; any event resets it",
+    )
     follow_timeout_s: float = Field(7500.0, gt=0, description="`train --on-cluster` gives up following after this")
     # what `status --cluster` reads; None for one the chart does not deploy (e.g. Kafka external, such as MSK)
     flink_deployment: str | None = Field("ridecast-features", description="the feature job's FlinkDeployment")

@@ -85,6 +85,8 @@ APP_UID, APP_GID = 1000, 100
 # a watch's socket: connecting, and waiting for a byte beyond the watch's own timeoutSeconds
 _CONNECT_TIMEOUT_S = 30
 _WATCH_READ_SLACK_S = 30
+# the first wait after a watch that ended at once with no event; doubled up to cluster.watch_backoff_max_s
+_WATCH_BACKOFF_FIRST_S = 0.5
 
 
 class ClusterError(Exception):
@@ -344,12 +346,15 @@ def _read_rayjob(api: Any, namespace: str, name: str, seen: RayJobState | None) 
         raise
 
 
-def _watch_rayjob(api: Any, namespace: str, name: str, resource_version: str | None, timeout_s: int
-                  ) -> Iterator[tuple[str, dict]]:
+def _watch_rayjob(api: Any, namespace: str, name: str, resource_version: str | None, timeout_s: int,
+                  ended: dict[str, str] | None = None) -> Iterator[tuple[str, dict]]:
     """The RayJob's watch events (type, object) after ``resource_version``, until the API server ends the watch
     (after ``timeout_s``, its ``timeoutSeconds``), answers 410 Gone (that resourceVersion is too old: the HTTP
     status, or an ERROR event of code 410) or the connection drops: the caller then reads it again and watches
-    again. Any other refusal is a :class:`ClusterApiError`."""
+    again, and learns which from ``ended["how"]`` (``closed``, ``gone`` or ``dropped``). Any other refusal is a
+    :class:`ClusterApiError`."""
+    ended = ended if ended is not None else {}
+    ended["how"] = "closed"
     k = _k8s()
     import urllib3
 
@@ -370,10 +375,12 @@ def _watch_rayjob(api: Any, namespace: str, name: str, resource_version: str | N
         # client raises with the event's code as the status
         except k.client.exceptions.ApiException as exc:
             if exc.status == 410:
+                ended["how"] = "gone"
                 return
             raise ClusterApiError(f"watching RayJob {name}: HTTP {exc.status} {exc.reason}: {_api_message(exc)}",
                                   exc.status) from None
         except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError):
+            ended["how"] = "dropped"
             return  # a dropped or silent watch: read again (a real outage fails that GET)
         except urllib3.exceptions.HTTPError as exc:
             raise ClusterApiError(f"watching RayJob {name}: cannot reach the API server: {exc}") from None
@@ -381,7 +388,8 @@ def _watch_rayjob(api: Any, namespace: str, name: str, resource_version: str | N
 
 def follow_rayjob(settings: Settings, api: Any, name: str, *,
                   on_change: Callable[[RayJobState], None] | None = None,
-                  clock: Callable[[], float] = time.monotonic) -> RayJobState:
+                  clock: Callable[[], float] = time.monotonic,
+                  sleep: Callable[[float], None] = time.sleep) -> RayJobState:
     """Follow the RayJob until it succeeds (returned), fails (:class:`RayJobFailedError`) or is deleted
     (:class:`RayJobDeletedError`), at most ``cluster.follow_timeout_s`` (:class:`RayJobTimeoutError`);
     ``on_change`` hears each new state.
@@ -389,7 +397,10 @@ def follow_rayjob(settings: Settings, api: Any, name: str, *,
     As ``kubectl get --watch`` does: read it (its state, done at once if it has finished, and its
     resourceVersion), then watch it from that resourceVersion, each watch at most ``cluster.watch_timeout_s``
     (less when the follow's time is nearly up); when the API server ends a watch or answers 410 Gone, read it
-    again and watch again. Each state change arrives as it happens; nothing sleeps."""
+    again and watch again. Each state change arrives as it happens; nothing polls. Only a watch that ended at once
+    with no event, other than by 410 Gone (a proxy or a server dropping it), is followed by a wait before the next
+    read: 0.5 s, doubling up to ``cluster.watch_backoff_max_s``, reset by any event, so a link that keeps
+    dropping watches is not hammered in a tight loop."""
     c = settings.cluster
     deadline = clock() + c.follow_timeout_s
     seen: RayJobState | None = None
@@ -404,6 +415,7 @@ def follow_rayjob(settings: Settings, api: Any, name: str, *,
             raise RayJobFailedError(state)
         return state.succeeded
 
+    backoff = 0.0
     while True:
         obj = _read_rayjob(api, c.namespace, name, seen)
         if done(obj):
@@ -412,13 +424,22 @@ def follow_rayjob(settings: Settings, api: Any, name: str, *,
         if left <= 0:
             raise RayJobTimeoutError(seen, c.follow_timeout_s)
         rv = (obj.get("metadata") or {}).get("resourceVersion")
-        for kind, event_obj in _watch_rayjob(api, c.namespace, name, rv, min(c.watch_timeout_s, math.ceil(left))):
+        term = min(c.watch_timeout_s, math.ceil(left))
+        ended: dict[str, str] = {}
+        events, started = 0, clock()
+        for kind, event_obj in _watch_rayjob(api, c.namespace, name, rv, term, ended):
+            events += 1
             if kind == "DELETED":
                 raise RayJobDeletedError(rayjob_state(event_obj))
             if done(event_obj):
                 return seen
             if clock() >= deadline:
                 break
+        if events or ended.get("how") == "gone" or clock() - started >= term:
+            backoff = 0.0  # news, a resourceVersion to refresh, or a watch that ran its term: read again at once
+        else:
+            backoff = min(c.watch_backoff_max_s, backoff * 2 if backoff else _WATCH_BACKOFF_FIRST_S)
+            sleep(min(backoff, max(0.0, deadline - clock())))
 
 
 def train_on_cluster(settings: Settings | None = None, *, configuration: Any = None, args: tuple[str, ...] = (),

@@ -254,6 +254,25 @@ def test_follow_reads_and_watches_again_when_the_watch_ends_or_is_gone(marker, s
     assert [w.query["resourceVersion"] for w in api.watches("rayjobs")] == watched_from
 
 
+@pytest.mark.parametrize(("script", "waits"), [
+    # a server (or a proxy) that ends every watch at once with nothing to say: waits double, capped at 2 s here
+    ([END_STREAM] * 5, [0.5, 1.0, 2.0, 2.0, 2.0]),
+    # an event resets the wait
+    ([END_STREAM, END_STREAM, {**RUNNING, "message": "a"}, END_STREAM, END_STREAM], [0.5, 1.0, 0.5]),
+    # 410 Gone is not a drop: the next GET gives a fresh resourceVersion, at once
+    ([GONE_RESPONSE, GONE_RESPONSE, GONE_RESPONSE], []),
+])
+def test_a_watch_dropped_at_once_is_retried_with_a_growing_wait(script, waits):
+    s = Settings(cluster={"follow_timeout_s": 30, "watch_timeout_s": 5, "watch_backoff_max_s": 2})
+    slept: list[float] = []
+    with FakeApiServer(rayjob_statuses=[RUNNING], rayjob_script=[*script, SUCCEEDED]) as api:
+        states = _follow(api, s, sleep=slept.append)
+    assert states[-1].succeeded and slept == waits
+    # each ended watch: one GET and one watch more, never a tight loop of either
+    ended = sum(x in (END_STREAM, GONE_RESPONSE) for x in script)
+    assert len(api.watches("rayjobs")) == len(api.reads("rayjobs")) == ended + 1
+
+
 def test_a_deleted_rayjob_is_the_typed_error():
     with FakeApiServer(rayjob_statuses=[RUNNING], rayjob_script=[DELETE]) as api:
         with pytest.raises(cluster.RayJobDeletedError, match=r"RayJob j was deleted while Running / job RUNNING"):
