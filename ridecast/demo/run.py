@@ -202,7 +202,9 @@ def _settle_traffic(p: DemoPlan, settings: Settings, console: Console, timeout_s
     with spinner(console) as bar:
         bar.add_task(f"waiting for its last event ({last.astimezone(SGT):%H:%M:%S} SGT) in silver", total=None)
         deadline = time.monotonic() + timeout_s
-        while (newest := _newest_streamed(settings, p.live_start, last)) is None or newest < last:
+        # the query's bounds are whole seconds (_ts): ask up to the next one, or an event at .624 s is never "in"
+        upto = last + timedelta(seconds=1)
+        while (newest := _newest_streamed(settings, p.live_start, upto)) is None or newest < last:
             if time.monotonic() > deadline:
                 raise SystemExit(f"the live traffic's last event ({last.isoformat()}) did not reach silver within "
                                  f"{timeout_s:.0f} s: see `ridecast status` and the feature job's log "
