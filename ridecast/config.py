@@ -186,6 +186,11 @@ class ServingSettings(BaseModel):
         description="the separate feed process (`python -m serve --feed`) rewrites it after every poll, so its "
         "age and first word (ok | error) are the process's liveness and readiness; default <state_dir>/run/feed.health",
     )
+    feed_check_s: float = Field(
+        10.0, gt=0,
+        description="how often a feed asks the broker for the topic's end offsets: its lag, and proof that a broker "
+        "answers (a poll alone returns nothing, without an error, while none does)",
+    )
     # Ray Serve: one deployment, FastAPI ingress, inference batched by @serve.batch
     min_replicas: int = Field(1, ge=0)
     max_replicas: int = Field(2, ge=1)

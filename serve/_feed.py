@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +31,9 @@ __all__ = ["FeatureFeed", "FeedStats", "bootstrap_from_lake", "feed_until", "run
 
 log = logging.getLogger(__name__)
 _CHUNK = 20_000
+# A broker check waits this long for an answer: well inside the image's probe age (k8s/images/app/healthcheck.py),
+# so a feed whose broker is gone still rewrites its health file, saying so.
+_CHECK_TIMEOUT_S = 5.0
 
 
 def bootstrap_from_lake(
@@ -69,6 +73,7 @@ class FeedStats:
     new: int = 0  # windows the store did not hold yet
     rejected: int = 0  # messages that are not window rows
     last_error: str | None = None
+    lag: int | None = None  # messages on the topic not read yet, at the last broker check (None: none yet)
 
     @property
     def duplicates(self) -> int:
@@ -152,6 +157,22 @@ class FeatureFeed:
             self._consumer.commit()
         return n
 
+    def check_lag(self, timeout_s: float = _CHECK_TIMEOUT_S) -> int:
+        """Ask the broker for the topic's end offsets: returns the messages not read yet (end offset minus this
+        feed's position, summed over its partitions), and raises (``KafkaTimeoutError``) when no broker answers
+        within ``timeout_s``. A poll cannot tell: kafka-python retries an unreachable broker inside it and
+        returns no records, without an error. A group member still joining has no partitions yet: lag 0."""
+        from kafka import TopicPartition
+
+        timeout_ms = int(timeout_s * 1000)
+        mine = self._consumer.assignment()
+        parts = sorted(mine) or [TopicPartition(self.topic, 0)]  # any partition: the question is the answer
+        ends = self._consumer.end_offsets(parts, timeout_ms=timeout_ms)
+        lag = sum(max(0, end - (self._consumer.position(tp, timeout_ms=timeout_ms) or 0))
+                  for tp, end in ends.items() if tp in mine)
+        self.stats.lag = lag
+        return lag
+
     def run(self, stop: threading.Event, timeout_s: float = 1.0) -> None:
         """Poll until ``stop`` is set (a Serve replica runs this in a thread)."""
         while not stop.is_set():
@@ -180,16 +201,18 @@ def feed_until(
     store: "OnlineStore",
     settings: "Settings",
     start: StartAt = "committed",
-    on_poll: Callable[[str | None], None] | None = None,
+    on_poll: Callable[[str | None, int | None], None] | None = None,
     retry_s: float = 5.0,
 ) -> FeedStats:
     """Poll ``kafka.features_topic`` into the store until ``stop`` is set; returns the counts of the feeds it ran.
 
-    A broker outage (or any error of a poll) is retried after ``retry_s`` with a new consumer, never the end of
-    the loop. ``on_poll(None)`` follows every poll that reached the broker, ``on_poll(reason)`` every failure: a
-    replica keeps it as its readiness reason, the feed process in its health file. With ``committed`` the offsets
-    of ``serving.consumer_group`` are committed after each stored batch (:meth:`FeatureFeed.poll`)."""
-    total, feed = FeedStats(), None
+    Every ``serving.feed_check_s``, and first thing after a new consumer's first poll, the feed asks the broker
+    for its lag (:meth:`FeatureFeed.check_lag`). A broker outage (no answer to that check), or any error of a
+    poll, is retried after ``retry_s`` with a new consumer, never the end of the loop. ``on_poll(None, lag)``
+    follows every poll since the last check answered (``lag`` as of that check), ``on_poll(reason, None)`` every
+    failure: a replica keeps it as its readiness reason, the feed process in its health file. With ``committed``
+    the offsets of ``serving.consumer_group`` are committed after each stored batch (:meth:`FeatureFeed.poll`)."""
+    total, feed, next_check = FeedStats(), None, 0.0
 
     def close() -> None:
         nonlocal feed
@@ -207,28 +230,31 @@ def feed_until(
         while not stop.is_set():
             try:
                 if feed is None:
-                    feed = FeatureFeed(store, settings, start=start)
+                    feed, next_check = FeatureFeed(store, settings, start=start), 0.0
                 feed.poll(1.0)
+                if time.monotonic() >= next_check:
+                    total.lag = feed.check_lag()
+                    next_check = time.monotonic() + settings.serving.feed_check_s
             except Exception as exc:  # noqa: BLE001 - a replica keeps answering (stale-flagged) meanwhile
                 error = f"feature feed: {type(exc).__name__}: {exc}"
                 log.warning("%s; retrying", error)
                 close()
                 if on_poll is not None:
-                    on_poll(error)
+                    on_poll(error, None)
                 stop.wait(retry_s)
                 continue
             if on_poll is not None:
-                on_poll(None)
+                on_poll(None, total.lag)
     finally:
         close()
     return total
 
 
-def _write_health(path: Path, error: str | None) -> None:
-    """``ok <time>`` or ``error <time> <reason>``, replaced atomically: a probe never reads half a file."""
+def _write_health(path: Path, error: str | None, lag: int | None = None) -> None:
+    """``ok <time> lag=<n>`` or ``error <time> <reason>``, replaced atomically: a probe never reads half a file."""
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"ok {now}\n" if error is None else f"error {now} {error}\n")
+    tmp.write_text(f"ok {now} lag={'?' if lag is None else lag}\n" if error is None else f"error {now} {error}\n")
     os.replace(tmp, path)
 
 
@@ -237,10 +263,9 @@ def run_feed(settings: "Settings", stop: threading.Event, store: "OnlineStore | 
     from the lake, then :func:`feed_until` with committed offsets until ``stop``: the same code a replica runs in
     a thread when ``serving.run_feed`` is set.
 
-    Liveness: after every poll, failed or not, it rewrites ``settings.feed_health_file`` (``ok``, or ``error``
-    and the reason, with the time), so the file's age says the loop is alive and its first word whether the
-    last poll failed (k8s/images/app/healthcheck.py reads both). kafka-python retries an unreachable broker
-    inside a poll, so `ok` means the loop polled without an error, not that a broker answered."""
+    Liveness: after every poll, failed or not, it rewrites ``settings.feed_health_file`` (``ok`` and the lag, or
+    ``error`` and the reason, with the time), so the file's age says the loop is alive and its first word whether
+    the broker answered its last check and no poll failed since (k8s/images/app/healthcheck.py reads both)."""
     from serve._stores import get_store
 
     store = store if store is not None else get_store(settings)
@@ -251,7 +276,7 @@ def run_feed(settings: "Settings", stop: threading.Event, store: "OnlineStore | 
         _write_health(health, error)
         if windows is not None:
             log.info("bootstrapped %d windows from gold.zone_features", windows)
-        stats = feed_until(stop, store, settings, "committed", lambda e: _write_health(health, e))
+        stats = feed_until(stop, store, settings, "committed", lambda e, lag: _write_health(health, e, lag))
     finally:
         store.close()
     log.info("feed stopped: %d messages, %d new windows, %d rejected", stats.messages, stats.new, stats.rejected)

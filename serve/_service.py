@@ -178,7 +178,7 @@ class ForecastService:
         t.start()
         self._threads.append(t)
 
-    def _feed_state(self, error: str | None) -> None:
+    def _feed_state(self, error: str | None, lag: int | None = None) -> None:
         self.feed_error = error  # readiness says why while the store is empty
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from ridecast.config import Settings, get_settings
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A real Tansu broker on 127.0.0.1 for the whole session; returns its bootstrap address."""
+    """A real Apache Kafka broker (KRaft, one node) on 127.0.0.1 for the whole session; returns its address."""
     from ridecast.stack.broker import start_broker, stop_broker
 
     s = Settings(home=tmp_path_factory.mktemp("broker-home"))

@@ -651,6 +651,8 @@ def test_a_feed_deployment_feeds_redis_and_the_replicas_only_read(renders: dict[
         s = _settings_from_env(feed_env, monkeypatch)
         assert s.serving.backend == "redis" and s.serving.redis_url, f"{name}: the feed has no Redis URL"
         assert s.catalog.uri and s.catalog.uri.startswith("postgresql"), f"{name}: the feed cannot bootstrap"
+        checks = yaml.safe_load((CHART / "values.yaml").read_text())["serving"]["feed"]["checkS"]
+        assert s.serving.feed_check_s == checks, f"{name}: the feed's broker check is not the chart's"
 
 
 @needs_chart

@@ -408,6 +408,72 @@ def test_the_feed_process_bootstraps_redis_then_follows_the_topic_until_sigterm(
         store.close()
 
 
+def test_the_feed_reports_its_lag_and_survives_a_broker_outage(tmp_path, monkeypatch):
+    """The feed process's loop (``run_feed``, in a thread) on a broker of its own, reached by an explicit bootstrap
+    address as on Kubernetes: its health file says ``ok`` with the lag the broker reports; with the broker stopped
+    it says ``error`` (a poll alone returns nothing, without an error) while the loop stays alive, so the image's
+    readiness probe fails and its liveness probe passes; with the broker back the same loop says ``ok`` again and
+    stores a window published after the outage."""
+    import threading
+
+    from ridecast.stack.broker import start_broker, stop_broker
+    from serve import run_feed
+
+    stack = Settings(home=tmp_path / "broker-home")  # the broker's own state; restarted on the same port
+    servers = start_broker(stack)
+    s = _settings(tmp_path, "memory", None, bootstrap_servers=servers)
+    s.serving.feed_check_s = 1.0
+    ensure_topics(s)
+    gold = gold_windows(synthetic_events(ZONES, "2025-03-03", 1, seed=7), s.flink.window_minutes,
+                        s.flink.slide_minutes)
+    gold = gold[gold["window_minutes"] == 15]
+    ends = sorted(gold["window_end"].unique())
+    messages = [online_message(r) for _, r in gold[gold["window_end"] == ends[0]].iterrows()]
+    _produce(s, messages)
+    # the lag: what the broker holds past the feed's position
+    probe_feed = FeatureFeed(get_store(s), s, start="earliest")
+    try:
+        assert probe_feed.check_lag() == len(messages)
+        _drain(probe_feed, len(messages))
+        assert probe_feed.check_lag() == 0
+    finally:
+        probe_feed.close()
+    monkeypatch.setenv("RIDECAST_SERVING__FEED_HEALTH_FILE", str(s.feed_health_file))
+    probe = _healthcheck()
+    health, store, stop = s.feed_health_file, get_store(s), threading.Event()
+    feeder = threading.Thread(target=run_feed, args=(s, stop, store), daemon=True)
+    feeder.start()
+
+    def until(what: str, check, timeout_s: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not check():
+            assert feeder.is_alive(), f"the feed loop ended before {what}"
+            assert time.monotonic() < deadline, f"{what}: not after {timeout_s:.0f} s; health: {health.read_text()!r}"
+            time.sleep(0.2)
+
+    def says(word: str) -> bool:
+        return health.is_file() and health.read_text().startswith(word)
+
+    try:
+        until("an ok with the lag", lambda: says("ok ") and health.read_text().rstrip().endswith(" lag=0"))
+        until("the first windows", lambda: store.bounds()[1] == int(pd.Timestamp(ends[0]).timestamp() * 1000))
+        assert probe.check_feed(ready=True) == 0
+        stop_broker(stack)
+        until("an error once the broker is gone", lambda: says("error "))
+        assert probe.check_feed(ready=True) == 1 and probe.check_feed(ready=False) == 0  # unready, alive
+        assert start_broker(stack) == servers
+        until("an ok with the broker back", lambda: says("ok "))
+        _produce(s, [online_message(r) for _, r in gold[gold["window_end"] == ends[1]].iterrows()])
+        until("a window published after the outage",
+              lambda: store.bounds()[1] == int(pd.Timestamp(ends[1]).timestamp() * 1000))
+        assert probe.check_feed(ready=True) == 0
+    finally:
+        stop.set()
+        feeder.join(timeout=60)
+        stop_broker(stack)
+    assert not feeder.is_alive()
+
+
 # --- consistency: online vector == training row --------------------------------------------------------------
 
 
