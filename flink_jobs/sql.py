@@ -58,8 +58,11 @@ class JobSpec:
     checkpoint_interval_s: int = 10
     restore_path: str = ""
     parallelism: int = 1
-    restart_attempts: int = 3  # fixed-delay restart strategy (settings.flink.restart_*): the job's own wins
+    # the job's own restart strategy (settings.flink.restart_*), which wins over the cluster's
+    restart_strategy: str = "fixed-delay"  # or exponential-delay
+    restart_attempts: int = 3
     restart_delay_s: int = 2
+    restart_max_delay_s: int = 60  # exponential-delay only
 
 
 def _q(s: str) -> str:

@@ -31,6 +31,26 @@ def _uri(location: str) -> str:
     return location if "://" in location else Path(location).resolve().as_uri()
 
 
+def restart_conf(spec: JobSpec) -> dict[str, str]:
+    """The job's restart strategy. A job that cannot recover must fail visibly, not loop in RESTARTING. Set here,
+    it wins over the cluster's (a FlinkDeployment's flinkConfiguration), so it comes from settings
+    (flink.restart_*); exponential-delay keeps Flink's own multiplier, jitter and reset threshold."""
+    if spec.restart_strategy == "exponential-delay":
+        return {
+            "restart-strategy.type": "exponential-delay",
+            "restart-strategy.exponential-delay.initial-backoff": f"{spec.restart_delay_s} s",
+            "restart-strategy.exponential-delay.max-backoff": f"{spec.restart_max_delay_s} s",
+            "restart-strategy.exponential-delay.attempts-before-reset-backoff": str(spec.restart_attempts),
+        }
+    if spec.restart_strategy != "fixed-delay":
+        raise ValueError(f"unknown restart strategy {spec.restart_strategy!r}: fixed-delay or exponential-delay")
+    return {
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": str(spec.restart_attempts),
+        "restart-strategy.fixed-delay.delay": f"{spec.restart_delay_s} s",
+    }
+
+
 def flink_conf(spec: JobSpec) -> dict[str, str]:
     conf = {
         "table.local-time-zone": "UTC",
@@ -38,11 +58,7 @@ def flink_conf(spec: JobSpec) -> dict[str, str]:
         "rest.bind-address": "127.0.0.1",
         "rest.address": "127.0.0.1",
         "pipeline.name": f"ridecast-zone-features-{spec.mode}",
-        # a job that cannot recover must fail visibly, not loop in RESTARTING. Set here, it wins over the
-        # cluster's (a FlinkDeployment's flinkConfiguration), so it comes from settings (flink.restart_*)
-        "restart-strategy.type": "fixed-delay",
-        "restart-strategy.fixed-delay.attempts": str(spec.restart_attempts),
-        "restart-strategy.fixed-delay.delay": f"{spec.restart_delay_s} s",
+        **restart_conf(spec),
         "table.exec.source.idle-timeout": f"{spec.idle_timeout_s} s",
         "pipeline.object-reuse": "true",
         # Iceberg's Sink V2 (IcebergSink): its committer checks the table's snapshots for this job's last

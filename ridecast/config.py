@@ -69,14 +69,23 @@ class FlinkSettings(BaseModel):
     parallelism: int = Field(1, ge=1)
     # The job sets its own restart strategy (flink_jobs.zone_features.flink_conf), and a job's configuration wins
     # over the cluster's (a FlinkDeployment's flinkConfiguration), so these are the only place to choose it.
+    restart_strategy: Literal["fixed-delay", "exponential-delay"] = Field(
+        "fixed-delay",
+        description="fixed-delay: restart_attempts restarts restart_delay_s apart, then the job fails. "
+        "exponential-delay: the wait starts at restart_delay_s and grows (Flink's multiplier and jitter) up to "
+        "restart_max_delay_s; the job fails after restart_attempts failures in a row, and a job that then runs "
+        "well for Flink's reset threshold starts over: rides out long outages without hammering what failed",
+    )
     restart_attempts: int = Field(
         3, ge=0,
-        description="fixed-delay restarts before the job fails: few, so a job that cannot recover fails visibly "
+        description="restarts before the job fails: few, so a job that cannot recover fails visibly "
         "instead of looping in RESTARTING; a cluster whose broker or object store blips for longer needs more",
     )
     restart_delay_s: int = Field(
-        2, ge=0, description="seconds between those restarts: attempts x delay is the outage the job rides out"
+        2, ge=0, description="seconds between those restarts (exponential-delay: the first wait): attempts x delay "
+        "is the outage a fixed-delay job rides out"
     )
+    restart_max_delay_s: int = Field(60, ge=1, description="exponential-delay: the longest wait between restarts")
     startup_mode: str = Field("group-offsets", description="group-offsets | earliest-offset | latest-offset")
     consumer_group: str = "ridecast-features"
     python: str | None = Field(None, description="Python of the Flink environment; default .venv-flink")
@@ -95,6 +104,15 @@ class FlinkSettings(BaseModel):
         bad = [w for w in self.window_minutes if w % self.slide_minutes]
         if bad:
             raise ValueError(f"window_minutes {bad} must be multiples of slide_minutes ({self.slide_minutes})")
+        return self
+
+    @model_validator(mode="after")
+    def _backoff_grows(self) -> "FlinkSettings":
+        if self.restart_strategy == "exponential-delay" and not 1 <= self.restart_delay_s <= self.restart_max_delay_s:
+            raise ValueError(
+                f"exponential-delay needs 1 <= restart_delay_s ({self.restart_delay_s}) <= restart_max_delay_s "
+                f"({self.restart_max_delay_s}): the first wait, then the longest"
+            )
         return self
 
 

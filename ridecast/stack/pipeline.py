@@ -102,8 +102,10 @@ def job_spec(settings: Settings, mode: Literal["stream", "batch"], **overrides: 
         checkpoint_dir=str(settings.checkpoint_dir),
         checkpoint_interval_s=f.checkpoint_interval_s,
         parallelism=f.parallelism,
+        restart_strategy=f.restart_strategy,
         restart_attempts=f.restart_attempts,
         restart_delay_s=f.restart_delay_s,
+        restart_max_delay_s=f.restart_max_delay_s,
         jars=[str(j) for j in job_jars(settings)],
     )
     if mode == "stream":

@@ -46,6 +46,15 @@ def _retail_csv(path: Path, *, days: int, rows: int, seed: int) -> Path:
     return path
 
 
+def _restart_strategy_logged(settings) -> str:
+    """What Flink's JobMaster says it restarts the job with (its own log, not our configuration of it)."""
+    said = [line.split("Using restart back off time strategy ", 1)[1]
+            for log in (settings.log_dir / "flink").glob("*.log")
+            for line in log.read_text(errors="replace").splitlines() if "Using restart back off time strategy" in line]
+    assert said, f"no restart strategy in the Flink logs under {settings.log_dir / 'flink'}"
+    return said[-1]
+
+
 def _counts(settings) -> dict[str, int]:
     catalog = open_catalog(settings)
     return {ident: catalog.load_table(ident).scan().to_arrow().num_rows for ident in TABLES}
@@ -66,6 +75,10 @@ def test_history_is_judged_by_its_own_time_range_windows_match_the_reference_onc
     assert_features_equal(gold, expected)
     silver = catalog.load_table("silver.trip_events").scan().to_arrow()
     assert sorted(silver.column("event_id").to_pylist()) == sorted(e["event_id"] for e in events)
+    f = settings.flink  # the job's own restart strategy, from settings, as Flink applied it
+    assert _restart_strategy_logged(settings).startswith(
+        f"FixedDelayRestartBackoffTimeStrategy(maxNumberRestartAttempts={f.restart_attempts}, "
+        f"backoffTimeMS={f.restart_delay_s * 1000})")
 
     before = _counts(settings)
     again = backfill(r.delivery.path, settings.model_copy(update={"zones_file": r.zones_path}), progress=False)
@@ -77,6 +90,8 @@ def test_history_is_judged_by_its_own_time_range_windows_match_the_reference_onc
 def test_a_file_mostly_dead_lettered_fails_loudly_with_reasons_counts_and_the_fix(settings, tmp_path, monkeypatch):
     src = _retail_csv(tmp_path / "retail_ten_days.csv", days=10, rows=800, seed=8)
     monkeypatch.setenv("RIDECAST_FLINK__MAX_EVENT_AGE_DAYS", "2")  # the file spans 10 days
+    monkeypatch.setenv("RIDECAST_FLINK__RESTART_STRATEGY", "exponential-delay")  # the other strategy, applied by Flink
+    monkeypatch.setenv("RIDECAST_FLINK__RESTART_MAX_DELAY_S", "30")
     get_settings.cache_clear()
     app = typer.Typer()
     data.register(app)
@@ -92,6 +107,10 @@ def test_a_file_mostly_dead_lettered_fails_loudly_with_reasons_counts_and_the_fi
     too_old = sum(reject_reason(line, zones, now_ms=newest, max_event_age_days=2) == Reason.TOO_OLD
                   for line in lines)
     assert len(lines) / 2 < too_old < len(lines)
+    applied = _restart_strategy_logged(s)
+    assert applied.startswith("ExponentialDelayRestartBackoffTimeStrategy(") and all(
+        part in applied for part in (f"initialBackoffMS={s.flink.restart_delay_s * 1000},", "maxBackoffMS=30000,",
+                                     f"attemptsBeforeResetBackoff={s.flink.restart_attempts}")), applied
     assert f"dead-lettered {too_old:,} of {len(lines):,} events" in res.output
     assert f"{Reason.TOO_OLD}: {too_old:,}" in res.output and "RIDECAST_FLINK__MAX_EVENT_AGE_DAYS" in res.output
 

@@ -684,25 +684,34 @@ def test_the_feed_and_feeding_replicas_are_exclusive(tmp_path: Path, settings: S
 
 
 @needs_chart
+@pytest.mark.parametrize(("restart", "expected"), [
+    ({"attempts": 7, "delayS": 33},
+     {"restart-strategy.type": "fixed-delay", "restart-strategy.fixed-delay.attempts": "7",
+      "restart-strategy.fixed-delay.delay": "33 s"}),
+    ({"strategy": "exponential-delay", "attempts": 7, "delayS": 3, "maxDelayS": 90},
+     {"restart-strategy.type": "exponential-delay", "restart-strategy.exponential-delay.initial-backoff": "3 s",
+      "restart-strategy.exponential-delay.max-backoff": "90 s",
+      "restart-strategy.exponential-delay.attempts-before-reset-backoff": "7"}),
+], ids=["fixed-delay", "exponential-delay"])
 def test_the_flink_restart_strategy_comes_from_values_through_the_job_settings(
-        tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, restart: dict, expected: dict) -> None:
     """flink.restart reaches the FlinkDeployment's environment (ridecast-config), from which the init container
-    renders the job spec; the job's own configuration (which wins over the cluster's) then carries it."""
+    renders the job spec; the job's own configuration (which wins over the cluster's) then carries it, and the
+    cluster's copy says the same, key for key."""
     from flink_jobs.zone_features import flink_conf
     from ridecast.stack.pipeline import job_spec
 
-    docs = _render_with(tmp_path, settings, {"flink": {"restart": {"attempts": 7, "delayS": 33}}})
+    docs = _render_with(tmp_path, settings, {"flink": {"restart": restart}})
     (fd,) = [d for d in docs if d["kind"] == "FlinkDeployment"]
     init = [c for c in kv.workload_containers([fd]) if c.init and c.container["name"] == "job-spec"]
     assert init, "no job-spec init container"
     env = kv.container_env(init[0].container, docs)
-    assert (env["RIDECAST_FLINK__RESTART_ATTEMPTS"], env["RIDECAST_FLINK__RESTART_DELAY_S"]) == ("7", "33")
+    assert (env["RIDECAST_FLINK__RESTART_ATTEMPTS"], env["RIDECAST_FLINK__RESTART_DELAY_S"]) == (
+        str(restart["attempts"]), str(restart["delayS"]))
     conf = flink_conf(job_spec(_settings_from_env(env, monkeypatch), "stream", jars=[], checkpoint_dir="s3://b/c"))
-    assert conf["restart-strategy.type"] == "fixed-delay"
-    assert (conf["restart-strategy.fixed-delay.attempts"], conf["restart-strategy.fixed-delay.delay"]) == ("7", "33 s")
-    cluster = fd["spec"]["flinkConfiguration"]  # the cluster's copy says the same
-    assert (cluster["restart-strategy.fixed-delay.attempts"], cluster["restart-strategy.fixed-delay.delay"]) == (
-        "7", "33 s")
+    assert {k: v for k, v in conf.items() if k.startswith("restart-strategy.")} == expected
+    cluster = fd["spec"]["flinkConfiguration"]
+    assert {k: v for k, v in cluster.items() if k.startswith("restart-strategy.")} == expected
 
 
 def _shm(container: kv.Container) -> dict | None:

@@ -129,6 +129,22 @@ def test_the_restart_strategy_comes_from_settings_into_the_jobs_own_configuratio
     conf = flink_conf(spec)
     assert (conf["restart-strategy.fixed-delay.attempts"], conf["restart-strategy.fixed-delay.delay"]) == ("12", "45 s")
     assert flink_conf(job_spec(s, "batch"))["restart-strategy.fixed-delay.attempts"] == "12"  # backfills too
+    monkeypatch.setenv("RIDECAST_FLINK__RESTART_STRATEGY", "exponential-delay")
+    monkeypatch.setenv("RIDECAST_FLINK__RESTART_MAX_DELAY_S", "300")
+    conf = flink_conf(job_spec(type(settings)(home=settings.home), "stream"))
+    assert {k: v for k, v in conf.items() if k.startswith("restart-strategy.")} == {
+        "restart-strategy.type": "exponential-delay",
+        "restart-strategy.exponential-delay.initial-backoff": "45 s",
+        "restart-strategy.exponential-delay.max-backoff": "300 s",
+        "restart-strategy.exponential-delay.attempts-before-reset-backoff": "12",
+    }
+    monkeypatch.setenv("RIDECAST_FLINK__RESTART_MAX_DELAY_S", "30")  # shorter than the first wait
+    with pytest.raises(ValueError, match="restart_max_delay_s"):
+        type(settings)(home=settings.home)
+    monkeypatch.setenv("RIDECAST_FLINK__RESTART_STRATEGY", "failure-rate")
+    with pytest.raises(ValueError, match="restart_strategy"):
+        type(settings)(home=settings.home)
+    monkeypatch.setenv("RIDECAST_FLINK__RESTART_STRATEGY", "fixed-delay")
     monkeypatch.setenv("RIDECAST_FLINK__RESTART_ATTEMPTS", "-1")
     with pytest.raises(ValueError, match="restart_attempts"):
         type(settings)(home=settings.home)
