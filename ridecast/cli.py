@@ -27,5 +27,20 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"ridecast.commands.{_name}").register(app)
 
 
+@app.callback()
+def _settings_first() -> None:
+    # Read once before any command: a wrong RIDECAST_* value or ridecast.toml entry is one clear error that names
+    # the variable, not a traceback from whichever component first reads it.
+    from pydantic import ValidationError
+
+    from ridecast.config import explain_invalid, get_settings
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        typer.echo(explain_invalid(exc), err=True)
+        raise typer.Exit(2) from None
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()

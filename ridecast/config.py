@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "SqlSettings",
     "TrainingSettings",
     "TrinoSettings",
+    "explain_invalid",
     "get_settings",
     "repo_root",
 ]
@@ -376,6 +377,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RIDECAST_", env_nested_delimiter="__", extra="ignore")
 
     home: Path = Field(Path(".ridecast"), description="state dir: pids, logs, catalog, warehouse, checkpoints")
+
+    @field_validator("home")
+    @classmethod
+    def _home_is_a_directory(cls, v: Path) -> Path:
+        # every path of the stack lives under it; a file there would fail later, deep in some component
+        if v.exists() and not v.is_dir():
+            raise ValueError(f"{v} is a file: the state dir must be a directory (created when missing)")
+        return v
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
@@ -481,6 +490,17 @@ class Settings(BaseSettings):
         if self.mlflow_tracking_uri.startswith(("http://", "https://")):
             return None
         return (self.state_dir / "mlartifacts").as_uri()
+
+
+def explain_invalid(exc: ValidationError) -> str:
+    """A settings error as a user fixes it: each wrong value, the variable that sets it, and why."""
+    lines = ["invalid ridecast settings (RIDECAST_* environment variables, or ridecast.toml):"]
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        env = "RIDECAST_" + "__".join(p.upper() for p in loc)
+        got = "" if "input" not in err or isinstance(err["input"], dict) else f" (got {err['input']!r})"
+        lines.append(f"  {'.'.join(loc) or 'settings'} [{env}]: {err['msg']}{got}")
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=1)

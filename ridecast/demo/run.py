@@ -187,17 +187,17 @@ def _stream_live(p: DemoPlan, settings: Settings, console: Console, until: datet
 
 
 def _settle_traffic(p: DemoPlan, settings: Settings, console: Console, timeout_s: float = 300) -> None:
-    """Stop the live traffic an earlier demo left running, and wait until silver holds the last event it sent:
-    the stream below resumes after the newest event in silver, and would send again what the feature job had read
-    but not yet committed."""
-    from ridecast.stack.traffic import last_sent, last_sent_file, stop_traffic
+    """Stop the live traffic an earlier demo left running, and wait until silver holds the last event on the
+    events topic: the stream below resumes after the newest event in silver, and would send again what the
+    feature job had read but not yet committed. Read from the topic, that event is right however the traffic
+    ended (``ridecast down``, a crash, ``kill -9``)."""
+    from ridecast.stack.traffic import newest_sent, stop_traffic
     from ridecast.views import spinner
 
     if stop_traffic(settings):
         console.print("stopped the live traffic of an earlier demo")
-    last = last_sent(settings)
+    last = newest_sent(settings)
     if last is None or last < p.live_start:  # nothing sent, or before the days this demo streams: no resume risk
-        last_sent_file(settings).unlink(missing_ok=True)
         return
     with spinner(console) as bar:
         bar.add_task(f"waiting for its last event ({last.astimezone(SGT):%H:%M:%S} SGT) in silver", total=None)
@@ -210,7 +210,6 @@ def _settle_traffic(p: DemoPlan, settings: Settings, console: Console, timeout_s
                                  f"{timeout_s:.0f} s: see `ridecast status` and the feature job's log "
                                  f"({settings.log_dir}); resuming now could send events twice")
             time.sleep(2)
-    last_sent_file(settings).unlink(missing_ok=True)
 
 
 def _wait_landed(p: DemoPlan, settings: Settings, console: Console, until: datetime,

@@ -8,22 +8,26 @@ minutes of demand, as they would be in production.
 The stack does not import ``ridecast.sources`` (it sits below it): it starts :mod:`ridecast.sources.live` by
 module name, as it starts ``serve``. ``down`` stops it first, so nothing is sent to a broker that is stopping.
 
-When it stops it writes the time of the last event it sent (:func:`last_sent_file`). A replay that resumes
-"after the newest event in silver" (the demo) must first wait until silver holds that event: the feature job
-lands what it read at its next checkpoint, and a resume point read before that would send the rest again.
+A replay that resumes "after the newest event in silver" (the demo) must first wait until silver holds the last
+event the producer sent: the feature job lands what it read at its next checkpoint, and a resume point read
+before that would send the rest again. That event is read from the topic itself (:func:`newest_sent`), so it is
+right however the producer ended: SIGTERM, a crash or ``kill -9``. On SIGTERM the producer also writes the time
+of its last event (:func:`last_sent_file`), its own report of where it stopped.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ridecast.config import Settings, get_settings, repo_root
 from ridecast.stack.process import ManagedProcess
 
-__all__ = ["last_sent", "last_sent_file", "start_traffic", "stop_traffic", "traffic_command", "traffic_process"]
+__all__ = ["last_sent", "last_sent_file", "newest_sent", "start_traffic", "stop_traffic", "traffic_command",
+           "traffic_process"]
 
 
 def traffic_process(settings: Settings | None = None) -> ManagedProcess:
@@ -62,3 +66,48 @@ def last_sent(settings: Settings | None = None) -> datetime | None:
     except (FileNotFoundError, ValueError, KeyError):
         return None
     return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
+
+
+def newest_sent(settings: Settings | None = None, *, tail: int = 200, timeout_s: float = 10.0) -> datetime | None:
+    """The newest event time among the last ``tail`` messages of each partition of the events topic (heartbeats
+    and messages that are not events skipped), or None. The producers send in event-time order, so this is the
+    last event sent, whatever stopped the producer; what it had not delivered is not on the topic, and not
+    counted."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from ridecast.events import HEARTBEAT, parse_message
+    from ridecast.stack.broker import bootstrap_servers
+
+    s = settings or get_settings()
+    topic = s.kafka.events_topic
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers(s), group_id=None, enable_auto_commit=False,
+                             client_id="ridecast-traffic-resume")
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not parts:
+            return None
+        consumer.assign(parts)
+        ends = consumer.end_offsets(parts, timeout_ms=int(timeout_s * 1000))
+        firsts = consumer.beginning_offsets(parts, timeout_ms=int(timeout_s * 1000))
+        left = {tp: end for tp, end in ends.items() if end > firsts[tp]}
+        for tp in left:
+            consumer.seek(tp, max(firsts[tp], ends[tp] - tail))
+        newest: int | None = None
+        deadline = time.monotonic() + timeout_s
+        while left:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading the tail of {topic} took over {timeout_s:.0f} s")
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                for rec in records:
+                    try:
+                        event = parse_message(rec.value)
+                        ms = int(event["event_time_ms"]) if event.get("event_type") != HEARTBEAT else None
+                    except (ValueError, TypeError, KeyError, AttributeError):
+                        ms = None  # a malformed message: the job dead-letters it, it is no resume point
+                    if ms is not None and (newest is None or ms > newest):
+                        newest = ms
+                    if rec.offset + 1 >= ends[tp]:
+                        left.pop(tp, None)
+        return None if newest is None else datetime.fromtimestamp(newest / 1000, timezone.utc)
+    finally:
+        consumer.close()

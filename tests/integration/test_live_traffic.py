@@ -64,3 +64,42 @@ def test_traffic_sends_events_as_they_happen_until_down_and_records_the_last(kaf
     assert last is not None, last_sent_file(s)
     final = _read(s, lambda got: False, timeout_s=5.0)
     assert max(v["event_time_ms"] for _t, v in final) == int(last.timestamp() * 1000)
+
+
+def test_after_a_kill_9_the_last_event_sent_is_read_from_the_topic(kafka_settings):
+    """``kill -9`` leaves no record of the last event sent; the demo's resume point is read from the topic itself
+    (``newest_sent``): the newest event there, heartbeats and malformed messages at the tail skipped."""
+    import os
+    import signal
+
+    from kafka import KafkaProducer
+
+    from ridecast.events import make_event
+    from ridecast.stack.traffic import newest_sent
+
+    s = kafka_settings
+    ensure_topics(s)
+    assert newest_sent(s) is None  # an empty topic: nothing sent
+    start_traffic(s, since=datetime.now(timezone.utc) - timedelta(seconds=30), seed=5, scale=40.0)
+    proc = traffic_process(s)
+    try:
+        seen = _read(s, lambda got: len(got) > 50)
+        assert len(seen) > 50, f"{len(seen)} events: see {proc.log_file}"
+        os.kill(proc.info()["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while proc.info() is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.info() is None, "the traffic process survived SIGKILL"
+    finally:
+        lifecycle.down(s)
+    assert last_sent(s) is None  # killed: it wrote nothing on the way out
+    everything = _read(s, lambda got: False, timeout_s=5.0)
+    newest = max(v["event_time_ms"] for _t, v in everything)
+    # after the last event: a heartbeat later than it, and messages the job would dead-letter
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers(s), acks="all")
+    beat = make_event("hb-after-the-kill", newest + 60_000, HEARTBEAT, "TAMPINES")
+    for raw in (json.dumps(beat).encode(), b"not json", b'{"event_time_ms": "soon"}'):
+        producer.send(s.kafka.events_topic, raw)
+    producer.flush()
+    producer.close()
+    assert newest_sent(s) == datetime.fromtimestamp(newest / 1000, timezone.utc)
