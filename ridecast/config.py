@@ -244,6 +244,12 @@ class ServingSettings(BaseModel):
         True, description="gc.freeze() once a serving process has started (the plain app itself, a Serve replica "
         "by RAY_SERVE_FREEZE_GC_ON_STARTUP): full collections skip the start-up heap",
     )
+    main_loop: bool = Field(
+        True, description="Ray Serve runs each request on the replica's main event loop, and routes on the "
+        "caller's (RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0, RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP=0, from "
+        "Serve's throughput-optimized mode): a thread hop less per request; the replica's blocking work runs in "
+        "worker threads either way",
+    )
     metrics_dir: Path | None = Field(
         None, description="prometheus-client multiprocess dir (replicas on one node); default <state_dir>/metrics"
     )

@@ -151,8 +151,8 @@ def replica_env(settings: "Settings") -> dict[str, str]:
 def ray_serve_env(settings: "Settings") -> dict[str, str]:
     """Ray Serve's own switches, from settings, for every process of the Ray that serves (controller, proxy,
     replicas read them on import; ``python -m serve`` puts them in the environment before it starts its local Ray).
-    The Helm chart's RayService does not set them: its clients go through the proxy, so it keeps Ray's default (off)
-    and sets ``serving.direct_ingress`` false to match.
+    The Helm chart's RayService does not set the direct-ingress ones: its clients go through the proxy, so it keeps
+    Ray's default (off) and sets ``serving.direct_ingress`` false to match.
 
     Direct ingress: each replica also runs its own HTTP server on ``serving.host``, on a port of
     ``serving.direct_ingress_ports``. The proxy (``serving.port``) stays, and routes as before; a request sent
@@ -163,13 +163,22 @@ def ray_serve_env(settings: "Settings") -> dict[str, str]:
     Heap freeze (``serving.freeze_heap``): Serve's own ``gc.freeze()`` of a replica once its ``__init__`` returned
     (and of the controller), on by default in Ray Serve; the plain app does the same itself
     (:func:`serve._service.freeze_startup_heap`, which explains why).
+
+    Main loop (``serving.main_loop``): by default Serve hands each request from the replica's event loop to a
+    second loop in a thread of its own, and the proxy's router runs on a loop of its own too; two knobs of Serve's
+    throughput-optimized mode keep both on the main loops. The replica's blocking work (the store read, the
+    predictions, MLflow) already runs in worker threads (``asyncio.to_thread``), so the loop stays free; what is
+    saved is a thread hop per request (benchmarks/README.md, ``serve_direct_mainloop``). The chart sets the same
+    two variables in the RayService's containers from ``serving.mainLoop``.
     """
     sv = settings.serving
     lo, hi = sv.direct_ingress_ports
     return {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1" if sv.direct_ingress else "0",
             "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(lo), "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(hi),
             "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": f"{sv.direct_ingress_drain_s:g}",
-            "RAY_SERVE_FREEZE_GC_ON_STARTUP": "1" if sv.freeze_heap else "0"}
+            "RAY_SERVE_FREEZE_GC_ON_STARTUP": "1" if sv.freeze_heap else "0",
+            "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0" if sv.main_loop else "1",
+            "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0" if sv.main_loop else "1"}
 
 
 def deployment_options(settings: "Settings") -> dict[str, Any]:

@@ -33,6 +33,13 @@ spec:
         {{- include "ridecast.appEnv" $ | nindent 8 }}
         - name: RAY_USAGE_STATS_ENABLED
           value: "0"
+        {{- if .serve }}
+        # serving.main_loop (serve._deployment.ray_serve_env): requests on the replicas' and the proxy's main loops
+        - name: RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD
+          value: {{ ternary "0" "1" $.Values.serving.mainLoop | quote }}
+        - name: RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP
+          value: {{ ternary "0" "1" $.Values.serving.mainLoop | quote }}
+        {{- end }}
         {{- with .extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
