@@ -17,8 +17,9 @@ identical windows):
 * ``serve_2r``: Ray Serve with two replicas (the machine has two cores);
 * ``serve_mainloop``, ``serve_grpc`` (only with ``--servers``): one replica with Ray Serve knobs set in the
   environment the local Ray inherits: three of its "throughput optimized" preset (requests on the main event loops,
-  batched request logs), or the proxy reaching the replica over Serve's gRPC data plane; ``serve_direct_mainloop``:
-  the first, with the load on the replica's own port;
+  batched request logs; the first two are now ``serving.main_loop``, on by default), or the proxy reaching the
+  replica over Serve's gRPC data plane; ``serve_direct_threads``: ``serve_direct`` with ``serving.main_loop`` off
+  (Serve's default threading);
 * ``plain_untuned``, ``serve_direct_untuned`` (only with ``--servers``): ``plain`` and ``serve_direct`` without
   ``serving.freeze_heap`` and with the SDK's 512-span export batches (``serving.trace_export_batch_size``), the
   settings before they became defaults: what the two buy in the latency tail; ``serve_direct_spans512``: only the
@@ -72,10 +73,8 @@ SERVERS = {
     "serve_mainloop": ([], {**ONE_REPLICA, "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
                             "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
                             "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"}),
-    # the same knobs, the load on the replica's own port: what they save where the proxy does not dominate
-    "serve_direct_mainloop": ([], {**ONE_REPLICA, "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
-                                   "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
-                                   "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"}),
+    # the replica's port with Serve's default threading (serving.main_loop off): what the main loop saves
+    "serve_direct_threads": ([], {**ONE_REPLICA, "RIDECAST_SERVING__MAIN_LOOP": "false"}),
     # one replica, the proxy reaching it over Serve's gRPC data plane instead of Ray actor calls
     "serve_grpc": ([], {**ONE_REPLICA, "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"}),
     # without the two tail-latency settings (only with --servers): the start-up heap left in the collector's full
@@ -90,7 +89,7 @@ SERVERS = {
 }
 
 
-PAST_THE_PROXY = {"serve_direct", "serve_direct_untuned", "serve_direct_spans512", "serve_direct_mainloop"}
+PAST_THE_PROXY = {"serve_direct", "serve_direct_untuned", "serve_direct_spans512", "serve_direct_threads"}
 
 
 def _prepare(settings, days: int) -> dict[str, float]:
