@@ -383,14 +383,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RIDECAST_", env_nested_delimiter="__", extra="ignore")
 
     home: Path = Field(Path(".ridecast"), description="state dir: pids, logs, catalog, warehouse, checkpoints")
-
-    @field_validator("home")
-    @classmethod
-    def _home_is_a_directory(cls, v: Path) -> Path:
-        # every path of the stack lives under it; a file there would fail later, deep in some component
-        if v.exists() and not v.is_dir():
-            raise ValueError(f"{v} is a file: the state dir must be a directory (created when missing)")
-        return v
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
@@ -417,6 +409,14 @@ class Settings(BaseSettings):
         if toml.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
         return tuple(sources)
+
+    @field_validator("home")
+    @classmethod
+    def _home_is_a_directory(cls, v: Path) -> Path:
+        # every path of the stack lives under it; a file there would fail later, deep in some component
+        if v.exists() and not v.is_dir():
+            raise ValueError(f"{v} is a file: the state dir must be a directory (created when missing)")
+        return v
 
     # Derived locations: one definition each, so no caller builds paths by hand.
     @property

@@ -166,10 +166,11 @@ def ray_serve_env(settings: "Settings") -> dict[str, str]:
 
     Main loop (``serving.main_loop``): by default Serve hands each request from the replica's event loop to a
     second loop in a thread of its own, and the proxy's router runs on a loop of its own too; two knobs of Serve's
-    throughput-optimized mode keep both on the main loops. The replica's blocking work (the store read, the
-    predictions, MLflow) already runs in worker threads (``asyncio.to_thread``), so the loop stays free; what is
-    saved is a thread hop per request (benchmarks/README.md, ``serve_direct_mainloop``). The chart sets the same
-    two variables in the RayService's containers from ``serving.mainLoop``.
+    throughput-optimized mode keep both on the main loops. The replica's blocking work per request (the store read,
+    the predictions) already runs in worker threads (``asyncio.to_thread``), as do the feed and the model poller,
+    so the loop stays free; only ``__init__``'s start-up blocks it, before the replica takes requests. What is
+    saved is a thread hop per request (benchmarks/README.md, ``serve_direct_threads``: the A/B). The chart sets the
+    same two variables in the RayService's containers from ``serving.mainLoop``.
     """
     sv = settings.serving
     lo, hi = sv.direct_ingress_ports
