@@ -97,7 +97,7 @@ def newest_sent(settings: Settings | None = None, *, tail: int = 200, timeout_s:
         while left:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading the tail of {topic} took over {timeout_s:.0f} s")
-            for tp, records in consumer.poll(timeout_ms=500).items():
+            for records in consumer.poll(timeout_ms=500).values():
                 for rec in records:
                     try:
                         event = parse_message(rec.value)
@@ -106,8 +106,10 @@ def newest_sent(settings: Settings | None = None, *, tail: int = 200, timeout_s:
                         ms = None  # a malformed message: the job dead-letters it, it is no resume point
                     if ms is not None and (newest is None or ms > newest):
                         newest = ms
-                    if rec.offset + 1 >= ends[tp]:
-                        left.pop(tp, None)
+            # by position, not by the last record's offset: offsets may have gaps (a compacted or transactional
+            # topic), and a partition whose tail has none would otherwise be waited on until the timeout
+            for tp in [tp for tp in left if consumer.position(tp) >= left[tp]]:
+                left.pop(tp)
         return None if newest is None else datetime.fromtimestamp(newest / 1000, timezone.utc)
     finally:
         consumer.close()
