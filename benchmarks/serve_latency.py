@@ -44,6 +44,7 @@ import contextlib
 import json
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -77,6 +78,11 @@ SERVERS = {
     "serve_direct_threads": ([], {**ONE_REPLICA, "RIDECAST_SERVING__MAIN_LOOP": "false"}),
     # one replica, the proxy reaching it over Serve's gRPC data plane instead of Ray actor calls
     "serve_grpc": ([], {**ONE_REPLICA, "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"}),
+    # one replica behind Ray Serve's HAProxy ingress (serving.ingress=haproxy) on serving.port instead of the Python
+    # proxy: it binds ports on all interfaces, so it runs only in a loopback-only network namespace (ISOLATED)
+    "serve_haproxy": ([], {**ONE_REPLICA, "RIDECAST_SERVING__INGRESS": "haproxy"}),
+    "serve_haproxy_2r": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "2", "RIDECAST_SERVING__MAX_REPLICAS": "2",
+                              "RIDECAST_SERVING__INGRESS": "haproxy"}),
     # without the two tail-latency settings (only with --servers): the start-up heap left in the collector's full
     # passes, spans exported in the SDK's default 512-span batches; the ratio to plain / serve_direct is what they buy
     "plain_untuned": (["--plain"], UNTUNED),
@@ -90,6 +96,25 @@ SERVERS = {
 
 
 PAST_THE_PROXY = {"serve_direct", "serve_direct_untuned", "serve_direct_spans512", "serve_direct_threads"}
+ISOLATED = {"serve_haproxy", "serve_haproxy_2r"}  # only where 127.0.0.1 is the only address (see _isolate)
+
+
+def _isolate(names: list[str]) -> None:
+    """Re-run this benchmark, whole, in a network namespace of its own with only the loopback device up
+    (``unshare --net``), when a server of ``ISOLATED`` is asked for: Ray Serve's HAProxy ingress binds its stats and
+    metrics ports and the replicas' ports on every interface, and here nothing may listen beyond 127.0.0.1. Every
+    server of the run, the baseline too, and the load generator then share that namespace, so the ratios compare
+    like with like."""
+    if not ISOLATED & set(names) or [n for _i, n in socket.if_nameindex()] == ["lo"]:
+        return
+    if os.environ.get("RIDECAST_BENCH_ISOLATED"):
+        raise SystemExit("the network namespace still has devices other than lo: refusing to start HAProxy there")
+    unshare = ["unshare", "--net"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
+    inner = "ip link set lo up && exec \"$@\""
+    cmd = [*unshare, "sh", "-c", inner, "sh", sys.executable, "-m", "benchmarks.serve_latency", *sys.argv[1:]]
+    print(f"{', '.join(sorted(ISOLATED & set(names)))}: re-running in a loopback-only network namespace", flush=True)
+    os.environ["RIDECAST_BENCH_ISOLATED"] = "1"
+    os.execvp(cmd[0], cmd)
 
 
 def _prepare(settings, days: int) -> dict[str, float]:
@@ -293,6 +318,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="h2load: seconds per run (after a 1 s warm-up)")
     ap.add_argument("--name", default="serve_latency", help="results file name (benchmarks/results/<name>.json)")
     a = ap.parse_args()
+    _isolate(a.servers.split(","))
     with bench_settings("serve", RIDECAST_SERVING__RUN_FEED="false",
                         RIDECAST_SERVING__MAX_FEATURE_AGE_S=str(10 * 86400)) as s:
         if a.client == "h2load":

@@ -226,6 +226,13 @@ class ServingSettings(BaseModel):
     direct_ingress: bool = Field(
         True, description="each replica also answers HTTP on its own port (Ray Serve direct ingress), past the proxy"
     )
+    ingress: Literal["proxy", "haproxy"] = Field(
+        "proxy",
+        description="what answers on serving.port: Ray Serve's Python HTTP proxy, or its HAProxy ingress "
+        "(RAY_SERVE_ENABLE_HA_PROXY), a C load balancer that routes to the replicas' direct-ingress ports; Ray 2.60 "
+        "binds its stats and metrics ports and the replicas' ports on all interfaces, so `python -m serve` takes it "
+        "only where the network is the process's own (a Kubernetes pod, a loopback-only network namespace)",
+    )
     direct_ingress_ports: tuple[int, int] = Field(
         (30000, 31000), description="port range the replicas' own HTTP servers take their ports from (on host)"
     )
@@ -268,6 +275,12 @@ class ServingSettings(BaseModel):
     def _replicas_ordered(self) -> "ServingSettings":
         if self.min_replicas > self.max_replicas:
             raise ValueError(f"min_replicas ({self.min_replicas}) > max_replicas ({self.max_replicas})")
+        return self
+
+    @model_validator(mode="after")
+    def _haproxy_routes_to_direct_ingress(self) -> "ServingSettings":
+        if self.ingress == "haproxy" and not self.direct_ingress:
+            raise ValueError("ingress 'haproxy' routes to the replicas' own ports: it needs direct_ingress on")
         return self
 
 

@@ -13,6 +13,7 @@ topic). Every lookup carries its feature time, so a response can say how old it 
 """
 
 from serve._errors import (
+    IngressNetworkError,
     MalformedWindowError,
     NoFeaturesError,
     OnlineStoreError,
@@ -39,6 +40,7 @@ __all__ = [
     "Forecast",
     "ForecastRequest",
     "ForecastService",
+    "IngressNetworkError",
     "LoadedModel",
     "MalformedWindowError",
     "ModelSet",

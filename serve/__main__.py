@@ -97,14 +97,16 @@ def run_ray(settings: "Settings") -> int:
     from ray import serve
 
     from serve import _telemetry
-    from serve._deployment import APP_NAME, build_app, ray_serve_env
+    from serve._deployment import APP_NAME, build_app, check_ingress_network, ray_serve_env
     from training.ray_runtime import init_ray, shutdown_ray
 
+    own_cluster = not settings.training.ray_address
+    if own_cluster:
+        check_ingress_network(settings)  # before anything listens
     stop = _stop_on_signals()
     os.environ.update(ray_serve_env(settings))  # the local Ray's processes inherit Serve's switches
     _telemetry.reset_metrics_dir(settings)  # replicas of an earlier run left their multiprocess files
     _telemetry.configure(settings, service_name="ridecast-serve-driver")
-    own_cluster = not settings.training.ray_address
     init_ray(settings, num_cpus=local_ray_cpus(settings))
     try:
         serve.start(http_options={"host": settings.serving.host, "port": settings.serving.port})
@@ -167,7 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(metrics_env(settings))
     t0 = time.monotonic()
     log.info("starting (%s) on %s", "plain uvicorn" if args.plain else "Ray Serve", settings.serve_url)
-    rc = run_plain(settings) if args.plain else run_ray(settings)
+    from serve._errors import IngressNetworkError
+
+    try:
+        rc = run_plain(settings) if args.plain else run_ray(settings)
+    except IngressNetworkError as exc:  # settings this network must not run: say why, nothing started
+        log.error("refused: %s", exc)
+        return 2
     log.info("exited after %.0fs", time.monotonic() - t0)
     return rc
 

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 
 from ray import serve
 
 from serve import _telemetry
+from serve._errors import IngressNetworkError
 
 if TYPE_CHECKING:
     from ray.serve import Application
@@ -35,8 +37,8 @@ if TYPE_CHECKING:
     from serve._history import ZoneHistory
     from serve._service import Forecast, ForecastRequest, Readiness
 
-__all__ = ["APP_NAME", "DEPLOYMENT_NAME", "Forecaster", "autoscaling_config", "build_app", "deployment_options",
-           "ray_serve_env", "replica_env", "user_config"]
+__all__ = ["APP_NAME", "DEPLOYMENT_NAME", "Forecaster", "autoscaling_config", "build_app", "check_ingress_network",
+           "deployment_options", "ray_serve_env", "replica_env", "user_config"]
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +153,9 @@ def replica_env(settings: "Settings") -> dict[str, str]:
 def ray_serve_env(settings: "Settings") -> dict[str, str]:
     """Ray Serve's own switches, from settings, for every process of the Ray that serves (controller, proxy,
     replicas read them on import; ``python -m serve`` puts them in the environment before it starts its local Ray).
-    The Helm chart's RayService does not set the direct-ingress ones: its clients go through the proxy, so it keeps
-    Ray's default (off) and sets ``serving.direct_ingress`` false to match.
+    The Helm chart's RayService sets the HAProxy switch from ``serving.ingress`` (HAProxy by default: Ray turns
+    direct ingress on with it, and the chart sets ``serving.direct_ingress`` to match) and keeps Ray's own port
+    range, the same as this default.
 
     Direct ingress: each replica also runs its own HTTP server on ``serving.host``, on a port of
     ``serving.direct_ingress_ports``. The proxy (``serving.port``) stays, and routes as before; a request sent
@@ -171,15 +174,43 @@ def ray_serve_env(settings: "Settings") -> dict[str, str]:
     so the loop stays free; only ``__init__``'s start-up blocks it, before the replica takes requests. What is
     saved is a thread hop per request (benchmarks/README.md, ``serve_direct_threads``: the A/B). The chart sets the
     same two variables in the RayService's containers from ``serving.mainLoop``.
+
+    Ingress (``serving.ingress``): ``haproxy`` puts Ray Serve's HAProxy ingress on ``serving.port`` in place of the
+    Python proxy; it routes each request straight to a replica's direct-ingress port, so the per-request Python hop
+    is gone (benchmarks/README.md, ``serve_haproxy``). Ray keeps its config and sockets under
+    ``/tmp/haproxy-serve/<node id>``, apart per Ray node. :func:`check_ingress_network` says where it may run.
     """
     sv = settings.serving
     lo, hi = sv.direct_ingress_ports
-    return {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1" if sv.direct_ingress else "0",
+    return {"RAY_SERVE_ENABLE_HA_PROXY": "1" if sv.ingress == "haproxy" else "0",
+            "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1" if sv.direct_ingress else "0",
             "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(lo), "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(hi),
             "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": f"{sv.direct_ingress_drain_s:g}",
             "RAY_SERVE_FREEZE_GC_ON_STARTUP": "1" if sv.freeze_heap else "0",
             "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0" if sv.main_loop else "1",
             "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0" if sv.main_loop else "1"}
+
+
+def check_ingress_network(settings: "Settings", interfaces: list[str] | None = None) -> None:
+    """Refuse ``serving.ingress=haproxy`` where it would listen beyond 127.0.0.1.
+
+    Ray 2.60's HAProxy ingress binds its stats and metrics ports, and makes the replicas bind their direct-ingress
+    ports, on every interface, whatever ``serving.host`` says. That is right in a Kubernetes pod, whose network is
+    its own, and harmless in a network namespace with only the loopback device (``unshare --net``, how the benchmark
+    runs it); on a machine's own network it would expose them. ``interfaces``: the network devices this process
+    sees (default: ``socket.if_nameindex()``, this process's network namespace; ``/sys/class/net`` shows the one
+    sysfs was mounted in)."""
+    if settings.serving.ingress != "haproxy":
+        return
+    seen = sorted(name for _i, name in socket.if_nameindex()) if interfaces is None else sorted(interfaces)
+    if seen != ["lo"]:
+        raise IngressNetworkError(
+            f"serving.ingress=haproxy binds ports on every interface (Ray Serve's HAProxy ingress), and this network "
+            f"has {', '.join(d for d in seen if d != 'lo')} besides the loopback: unset RIDECAST_SERVING__INGRESS for "
+            f"Serve's proxy on {settings.serving.host} (the replicas' own ports, listed by `ridecast status`, are the "
+            f"fast path here), or run it where the network is its own (a Kubernetes pod: the chart's default; a "
+            f"loopback-only namespace, `unshare --net`)"
+        )
 
 
 def deployment_options(settings: "Settings") -> dict[str, Any]:

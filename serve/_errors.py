@@ -1,8 +1,9 @@
-"""Errors of the online feature store: each names the cause and the fix in the user's terms."""
+"""Errors of the online feature store and the service's set-up: each names the cause and the fix in the user's terms."""
 
 from __future__ import annotations
 
 __all__ = [
+    "IngressNetworkError",
     "MalformedWindowError",
     "NoFeaturesError",
     "OnlineStoreError",
@@ -50,3 +51,7 @@ class UnknownZoneError(OnlineStoreError):
 
 class MalformedWindowError(OnlineStoreError, ValueError):
     """A message on the features topic that is not a window row of the feature job."""
+
+
+class IngressNetworkError(Exception):
+    """Settings that would make the service listen beyond 127.0.0.1 on this network (``serving.ingress``)."""

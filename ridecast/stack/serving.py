@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Literal
 
 import httpx
@@ -85,7 +86,8 @@ def start_serving(settings: Settings | None = None, *, plain: bool = False, time
     said = ""
     while True:
         if proc.info() is None:
-            raise ServingNotReadyError(f"the service exited during start-up; see {proc.log_file}")
+            raise ServingNotReadyError(f"the service exited during start-up{_last_error(proc.log_file)}; "
+                                       f"see {proc.log_file}")
         ready, said = _readyz(url)
         if ready:
             return ServingState(url, rec["mode"], rec["pid"], True, said, tuple(replica_urls(s)))
@@ -94,6 +96,16 @@ def start_serving(settings: Settings | None = None, *, plain: bool = False, time
         if time.monotonic() > deadline:
             raise ServingNotReadyError(f"the service at {url} is not ready: {said}; see {proc.log_file}")
         time.sleep(1.0)
+
+
+def _last_error(log_file: Path) -> str:
+    """``: <message>`` of the log's last ERROR line (``python -m serve`` logs why it refused to start), or ""."""
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    errors = [line.split(" ERROR ", 1)[1] for line in lines if " ERROR " in line]
+    return f": {errors[-1]}" if errors else ""
 
 
 def serving_state(settings: Settings | None = None) -> ServingState | None:
@@ -150,8 +162,10 @@ def replica_urls(settings: Settings | None = None) -> list[str]:
             conns = psutil.Process(pid).net_connections(kind="tcp")
         except psutil.Error:  # exited meanwhile
             continue
-        urls += [f"http://{c.laddr.ip}:{c.laddr.port}" for c in conns
-                 if c.status == psutil.CONN_LISTEN and c.laddr.ip == s.serving.host and lo <= c.laddr.port <= hi]
+        # on every interface with serving.ingress=haproxy (Ray binds them so): reachable on serving.host too
+        urls += [f"http://{s.serving.host}:{c.laddr.port}" for c in conns
+                 if c.status == psutil.CONN_LISTEN and c.laddr.ip in (s.serving.host, "0.0.0.0", "::")
+                 and lo <= c.laddr.port <= hi]
     return sorted(urls)
 
 

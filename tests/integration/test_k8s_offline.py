@@ -715,22 +715,25 @@ def test_the_flink_restart_strategy_comes_from_values_through_the_job_settings(
 
 
 @needs_chart
-@pytest.mark.parametrize("main_loop", [True, False])
+@pytest.mark.parametrize(("main_loop", "ingress"), [(True, "proxy"), (False, "haproxy")])
 def test_serve_knobs_in_the_ray_containers_are_the_settings_ray_serve_env_gives(
-        tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, main_loop: bool) -> None:
-    """serving.mainLoop reaches the settings (ridecast-config) and, as the Ray Serve variables the local
-    ``python -m serve`` sets from those settings (``ray_serve_env``), every Ray container of the RayService."""
+        tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, main_loop: bool, ingress: str) -> None:
+    """serving.mainLoop and serving.ingress reach the settings (ridecast-config) and, as the Ray Serve variables
+    the local ``python -m serve`` sets from those settings (``ray_serve_env``), every Ray container of the
+    RayService: the thread knobs, the HAProxy switch, and direct ingress on exactly when HAProxy routes to it."""
     from serve._deployment import ray_serve_env
 
-    docs = _render_with(tmp_path, settings, {"serving": {"mainLoop": main_loop}})
+    docs = _render_with(tmp_path, settings, {"serving": {"mainLoop": main_loop, "ingress": ingress}})
     serving = _containers_of(docs, "RayService", "serve")
     assert {c.container["name"] for c in serving} == {"ray-head", "ray-worker"}
     for c in serving:
         env = kv.container_env(c.container, docs)
         s = _settings_from_env(env, monkeypatch)
-        assert s.serving.main_loop is main_loop, c.where
-        want = {k: v for k, v in ray_serve_env(s).items() if k.startswith("RAY_SERVE_RUN_")}
-        assert len(want) == 2 and {k: env.get(k) for k in want} == want, c.where
+        assert (s.serving.main_loop, s.serving.ingress) == (main_loop, ingress), c.where
+        assert s.serving.direct_ingress is (ingress == "haproxy"), c.where
+        want = {k: v for k, v in ray_serve_env(s).items()
+                if k.startswith("RAY_SERVE_RUN_") or k == "RAY_SERVE_ENABLE_HA_PROXY"}
+        assert len(want) == 3 and {k: env.get(k) for k in want} == want, c.where
 
 
 def _shm(container: kv.Container) -> dict | None:

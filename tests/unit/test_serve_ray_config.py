@@ -11,12 +11,14 @@ from ridecast.stack.lifecycle import ServeResult
 from ridecast.stack.process import free_port
 from ridecast.stack.serving import REPLICA_TITLE, ServingNotRunningError, request_forecast, serving_command
 from ridecast.views import forecast_table, serve_text
+from serve import IngressNetworkError
 from serve.__main__ import local_ray_cpus
 from serve._deployment import (
     APP_NAME,
     DEPLOYMENT_NAME,
     autoscaling_config,
     build_app,
+    check_ingress_network,
     deployment_options,
     ray_serve_env,
 )
@@ -31,7 +33,8 @@ def _text(renderable: object) -> str:
 
 def test_ray_serve_switches_come_from_settings(tmp_path, monkeypatch):
     s = Settings(home=tmp_path)
-    assert ray_serve_env(s) == {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+    assert ray_serve_env(s) == {"RAY_SERVE_ENABLE_HA_PROXY": "0",
+                                "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
                                 "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": "30000",
                                 "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": "31000",
                                 "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
@@ -48,6 +51,24 @@ def test_ray_serve_switches_come_from_settings(tmp_path, monkeypatch):
     assert env["RAY_SERVE_FREEZE_GC_ON_STARTUP"] == "0"
     with pytest.raises(ValueError, match="direct_ingress_ports"):
         Settings(home=tmp_path, serving={"direct_ingress_ports": (31000, 30000)})
+
+
+def test_the_haproxy_ingress_needs_direct_ingress(tmp_path):
+    env = ray_serve_env(Settings(home=tmp_path, serving={"ingress": "haproxy"}))
+    assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1" and env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
+    with pytest.raises(ValueError, match="needs direct_ingress on"):
+        Settings(home=tmp_path, serving={"ingress": "haproxy", "direct_ingress": False})
+    with pytest.raises(ValueError, match="ingress"):
+        Settings(home=tmp_path, serving={"ingress": "nginx"})
+
+
+def test_the_haproxy_ingress_is_refused_where_it_would_listen_beyond_loopback(tmp_path):
+    haproxy = Settings(home=tmp_path, serving={"ingress": "haproxy"})
+    refused = r"has eth0 besides the loopback: unset RIDECAST_SERVING__INGRESS.*127\.0\.0\.1.*unshare --net"
+    with pytest.raises(IngressNetworkError, match=refused):
+        check_ingress_network(haproxy, ["lo", "eth0"])
+    check_ingress_network(haproxy, ["lo"])  # a loopback-only namespace: nothing is reachable from outside
+    check_ingress_network(Settings(home=tmp_path), ["lo", "eth0"])  # Serve's proxy binds serving.host only
 
 
 def test_deployment_options_come_from_settings(tmp_path):

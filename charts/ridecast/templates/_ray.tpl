@@ -39,6 +39,10 @@ spec:
           value: {{ ternary "0" "1" $.Values.serving.mainLoop | quote }}
         - name: RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP
           value: {{ ternary "0" "1" $.Values.serving.mainLoop | quote }}
+        # serving.ingress: Serve's HAProxy ingress on serving.port instead of its Python proxy (Ray forces direct
+        # ingress on with it; its config and sockets go to /tmp/haproxy-serve, the tmp emptyDir)
+        - name: RAY_SERVE_ENABLE_HA_PROXY
+          value: {{ ternary "1" "0" (eq $.Values.serving.ingress "haproxy") | quote }}
         {{- end }}
         {{- with .extraEnv }}
         {{- toYaml . | nindent 8 }}
