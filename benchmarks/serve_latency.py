@@ -44,7 +44,6 @@ import contextlib
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,6 +56,7 @@ from typing import Any, Iterator
 from benchmarks.common import bench_settings, overridden_settings, percentile, print_table, write_result
 from benchmarks.h2load_client import h2load_binary, run_h2load
 from ridecast.stack.process import free_port
+from tests.netns import in_loopback_only_namespace, only_loopback
 
 GOALS = {"single_p99_ms_c8": 50.0, "all_p99_ms": 100.0, "serve_throughput_ratio": 0.6}
 CONCURRENCY = (1, 8, 32)
@@ -105,13 +105,11 @@ def _isolate(names: list[str]) -> None:
     metrics ports and the replicas' ports on every interface, and here nothing may listen beyond 127.0.0.1. Every
     server of the run, the baseline too, and the load generator then share that namespace, so the ratios compare
     like with like."""
-    if not ISOLATED & set(names) or [n for _i, n in socket.if_nameindex()] == ["lo"]:
+    if not ISOLATED & set(names) or only_loopback():
         return
     if os.environ.get("RIDECAST_BENCH_ISOLATED"):
         raise SystemExit("the network namespace still has devices other than lo: refusing to start HAProxy there")
-    unshare = ["unshare", "--net"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
-    inner = "ip link set lo up && exec \"$@\""
-    cmd = [*unshare, "sh", "-c", inner, "sh", sys.executable, "-m", "benchmarks.serve_latency", *sys.argv[1:]]
+    cmd = in_loopback_only_namespace([sys.executable, "-m", "benchmarks.serve_latency", *sys.argv[1:]])
     print(f"{', '.join(sorted(ISOLATED & set(names)))}: re-running in a loopback-only network namespace", flush=True)
     os.environ["RIDECAST_BENCH_ISOLATED"] = "1"
     os.execvp(cmd[0], cmd)

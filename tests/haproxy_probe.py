@@ -5,13 +5,13 @@ on the replica's own port, name the process listening on ``serving.port``, stop 
 from __future__ import annotations
 
 import json
-import socket
 
 import httpx
 import psutil
 
 from ridecast.config import get_settings
 from ridecast.stack.serving import replica_urls, start_serving, stop_serving
+from tests.netns import only_loopback
 
 
 def _listener(port: int) -> str | None:
@@ -22,7 +22,7 @@ def _listener(port: int) -> str | None:
 
 
 def main() -> None:
-    assert [n for _i, n in socket.if_nameindex()] == ["lo"], "not in a loopback-only network namespace"
+    assert only_loopback(), "not in a loopback-only network namespace"
     s = get_settings()
     report: dict = {}
     try:

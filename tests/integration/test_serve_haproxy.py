@@ -9,9 +9,7 @@ On this machine's own network the same settings are refused before anything list
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -22,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from ridecast.stack.process import free_port
 from ridecast.stack.serving import ServingNotReadyError, start_serving, stop_serving
 from tests.lake_fixtures import synthetic_events, write_lake
+from tests.netns import in_loopback_only_namespace, only_loopback
 from tests.streaming import env_settings
 from training.backtest import run_backtest_and_fit
 from training.dataset import load_lake
@@ -33,18 +32,16 @@ ZONES = ["BEDOK", "TAMPINES"]
 HORIZONS = [15, 30, 60]
 
 
-def _isolation() -> list[str]:
-    """The command prefix that runs a command in a loopback-only network namespace, or skip where this machine
-    cannot make one (no ``unshare``/``ip``, or no permission)."""
+def _isolated(argv: list[str]) -> list[str]:
+    """``argv`` in a loopback-only network namespace, or skip where this machine cannot make one (no
+    ``unshare``/``ip``, or no permission)."""
     if not (shutil.which("unshare") and shutil.which("ip")):
         pytest.skip("needs unshare (util-linux) and ip (iproute2) for a loopback-only network namespace")
-    prefix = ["unshare", "--net"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
-    probe = subprocess.run([*prefix, "sh", "-c", "ip link set lo up && exec \"$@\"", "sh", sys.executable, "-c",
-                            "import socket; print(*[n for _i, n in socket.if_nameindex()])"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0 or probe.stdout.split() != ["lo"]:
+    probe = subprocess.run(in_loopback_only_namespace([sys.executable, "-m", "tests.netns"]), capture_output=True,
+                           text=True)
+    if probe.returncode != 0:
         pytest.skip(f"cannot make a loopback-only network namespace here: {probe.stderr.strip() or probe.stdout}")
-    return prefix
+    return in_loopback_only_namespace(argv)
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +78,7 @@ def champions(tmp_path_factory):
 
 def test_haproxy_answers_on_the_service_port_in_a_loopback_only_namespace(champions):
     s, versions = champions
-    prefix = _isolation()
-    cmd = [*prefix, "sh", "-c", 'ip link set lo up && exec "$@"', "sh", sys.executable, "-m", "tests.haproxy_probe"]
+    cmd = _isolated([sys.executable, "-m", "tests.haproxy_probe"])
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, f"probe failed ({run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     report = json.loads(run.stdout.strip().splitlines()[-1])
@@ -100,7 +96,7 @@ def test_haproxy_answers_on_the_service_port_in_a_loopback_only_namespace(champi
 
 def test_haproxy_is_refused_on_a_network_with_other_interfaces(champions):
     s, _versions = champions
-    if [n for _i, n in socket.if_nameindex()] == ["lo"]:
+    if only_loopback():
         pytest.skip("this machine's network is loopback-only: HAProxy would be allowed here")
     try:
         with pytest.raises(ServingNotReadyError, match=r"refused: serving.ingress=haproxy binds ports on every"):
