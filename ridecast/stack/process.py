@@ -7,6 +7,7 @@ process with a matching pid file is reused, a stale pid file is replaced.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -94,11 +95,13 @@ class ManagedProcess:
         self._popen = proc  # keeps the child reaped when we are its parent
         return rec
 
-    def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM) -> bool:
+    def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM, grace: float = 10.0) -> bool:
         """``sig`` (SIGTERM) to the process group, then SIGKILL after ``timeout``. True if something was running.
 
         A process whose children block a signal (Ray's do SIGINT) can be stopped with that one, so that only the
-        parent gets it and stops them in order."""
+        parent gets it and stops them in order. What is left of its session once it has gone (processes that
+        moved to groups of their own, as Ray's workers do, and what they started: Serve's HAProxy) gets
+        ``grace`` seconds to exit, then SIGKILL: a stopped service holds no port."""
         rec = self.info()
         if rec is None:
             return False
@@ -114,11 +117,12 @@ class ManagedProcess:
                 if self.info() is None:
                     break
                 time.sleep(0.1)
+        self._end_session(rec["pid"], grace)
         self.pid_file.unlink(missing_ok=True)
         return True
 
     def kill(self) -> None:
-        """``kill -9`` of the whole process group: what a crash looks like."""
+        """``kill -9`` of the whole session, every process group in it: what a crash looks like."""
         rec = self.info()
         if rec is not None:
             self._signal_group(rec["pid"], signal.SIGKILL)
@@ -127,6 +131,29 @@ class ManagedProcess:
                 if self.info() is None:
                     break
                 time.sleep(0.05)
+            self._end_session(rec["pid"], 0.0)
+
+    @staticmethod
+    def _session(sid: int) -> list[psutil.Process]:
+        """The live processes of session ``sid`` (a started process leads its own: ``start_new_session``)."""
+        members = []
+        for proc in psutil.process_iter():
+            try:
+                if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+                    members.append(proc)
+            except (OSError, psutil.Error):  # exited meanwhile
+                continue
+        return members
+
+    def _end_session(self, sid: int, grace: float) -> None:
+        members = self._session(sid)
+        if members and grace > 0:
+            _gone, members = psutil.wait_procs(members, timeout=grace)
+        for proc in members:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(members, timeout=5)
+        self._reap()
 
     def _reap(self) -> None:
         p = getattr(self, "_popen", None)
