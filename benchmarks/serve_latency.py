@@ -10,11 +10,13 @@ identical windows):
 
 * ``plain``: ``python -m serve --plain``: the same FastAPI app and ForecastService in one uvicorn process; the
   named baseline;
-* ``serve``: ``python -m serve``: Ray Serve, one replica, inference under ``@serve.batch``, through Serve's proxy
-  (``serving.port``);
+* ``serve``: ``python -m serve``: Ray Serve, one replica, inference under ``@serve.batch``, through Serve's HAProxy
+  ingress on ``serving.port`` (``serving.ingress``, the default); ``serve_proxy``: the same through Serve's Python
+  proxy (``serving.ingress=proxy``);
 * ``serve_direct``: the same service, the load sent to the replica's own port (Ray Serve direct ingress,
   ``serving.direct_ingress``): the same replica, app and batching without the proxy's hop;
-* ``serve_2r``: Ray Serve with two replicas (the machine has two cores);
+* ``serve_2r``: Ray Serve with two replicas behind HAProxy (the machine has two cores); ``serve_haproxy`` and
+  ``serve_haproxy_2r``: ``serve`` and ``serve_2r`` with the ingress named, as older results' commands ask for them;
 * ``serve_mainloop``, ``serve_grpc`` (only with ``--servers``): one replica with Ray Serve knobs set in the
   environment the local Ray inherits: three of its "throughput optimized" preset (requests on the main event loops,
   batched request logs; the first two are now ``serving.main_loop``, on by default), or the proxy reaching the
@@ -56,30 +58,31 @@ from typing import Any, Iterator
 from benchmarks.common import bench_settings, overridden_settings, percentile, print_table, write_result
 from benchmarks.h2load_client import h2load_binary, run_h2load
 from ridecast.stack.process import free_port
-from tests.netns import in_loopback_only_namespace, only_loopback
 
 GOALS = {"single_p99_ms_c8": 50.0, "all_p99_ms": 100.0, "serve_throughput_ratio": 0.6}
 CONCURRENCY = (1, 8, 32)
 ONE_REPLICA = {"RIDECAST_SERVING__MIN_REPLICAS": "1", "RIDECAST_SERVING__MAX_REPLICAS": "1"}
+PROXY_1R = {**ONE_REPLICA, "RIDECAST_SERVING__INGRESS": "proxy"}  # the knobs of Serve's Python proxy
 UNTUNED = {"RIDECAST_SERVING__FREEZE_HEAP": "false", "RIDECAST_SERVING__TRACE_EXPORT_BATCH_SIZE": "512"}
 SERVERS = {
     "plain": (["--plain"], {}),
     "serve": ([], ONE_REPLICA),
+    # one replica through Serve's Python proxy (serving.ingress=proxy) instead of its HAProxy ingress, the default
+    "serve_proxy": ([], PROXY_1R),
     "serve_direct": ([], ONE_REPLICA),  # load to the replica's own port (PAST_THE_PROXY)
     "serve_2r": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "2", "RIDECAST_SERVING__MAX_REPLICAS": "2"}),
     # one replica, @serve.batch without a wait: a batch is whatever is already queued (the latency of batching)
     "serve_nowait": ([], {**ONE_REPLICA, "RIDECAST_SERVING__BATCH_WAIT_TIMEOUT_S": "0"}),
     # one replica with three knobs of Ray Serve's "throughput optimized" preset (without its direct ingress): user
     # code and routing on the main event loops, request logs written in batches (the local Ray inherits them)
-    "serve_mainloop": ([], {**ONE_REPLICA, "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+    "serve_mainloop": ([], {**PROXY_1R, "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
                             "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
                             "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"}),
     # the replica's port with Serve's default threading (serving.main_loop off): what the main loop saves
     "serve_direct_threads": ([], {**ONE_REPLICA, "RIDECAST_SERVING__MAIN_LOOP": "false"}),
     # one replica, the proxy reaching it over Serve's gRPC data plane instead of Ray actor calls
-    "serve_grpc": ([], {**ONE_REPLICA, "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"}),
-    # one replica behind Ray Serve's HAProxy ingress (serving.ingress=haproxy) on serving.port instead of the Python
-    # proxy: it binds ports on all interfaces, so it runs only in a loopback-only network namespace (ISOLATED)
+    "serve_grpc": ([], {**PROXY_1R, "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"}),
+    # serve and serve_2r with the HAProxy ingress named (as before it became the default: older results' commands)
     "serve_haproxy": ([], {**ONE_REPLICA, "RIDECAST_SERVING__INGRESS": "haproxy"}),
     "serve_haproxy_2r": ([], {"RIDECAST_SERVING__MIN_REPLICAS": "2", "RIDECAST_SERVING__MAX_REPLICAS": "2",
                               "RIDECAST_SERVING__INGRESS": "haproxy"}),
@@ -96,23 +99,6 @@ SERVERS = {
 
 
 PAST_THE_PROXY = {"serve_direct", "serve_direct_untuned", "serve_direct_spans512", "serve_direct_threads"}
-ISOLATED = {"serve_haproxy", "serve_haproxy_2r"}  # only where 127.0.0.1 is the only address (see _isolate)
-
-
-def _isolate(names: list[str]) -> None:
-    """Re-run this benchmark, whole, in a network namespace of its own with only the loopback device up
-    (``unshare --net``), when a server of ``ISOLATED`` is asked for: Ray Serve's HAProxy ingress binds its stats and
-    metrics ports and the replicas' ports on every interface, and here nothing may listen beyond 127.0.0.1. Every
-    server of the run, the baseline too, and the load generator then share that namespace, so the ratios compare
-    like with like."""
-    if not ISOLATED & set(names) or only_loopback():
-        return
-    if os.environ.get("RIDECAST_BENCH_ISOLATED"):
-        raise SystemExit("the network namespace still has devices other than lo: refusing to start HAProxy there")
-    cmd = in_loopback_only_namespace([sys.executable, "-m", "benchmarks.serve_latency", *sys.argv[1:]])
-    print(f"{', '.join(sorted(ISOLATED & set(names)))}: re-running in a loopback-only network namespace", flush=True)
-    os.environ["RIDECAST_BENCH_ISOLATED"] = "1"
-    os.execvp(cmd[0], cmd)
 
 
 def _prepare(settings, days: int) -> dict[str, float]:
@@ -308,7 +294,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--requests", type=int, default=600, help="requests per run at concurrency > 1")
     ap.add_argument("--days", type=int, default=29)
-    ap.add_argument("--servers", default="plain,serve,serve_direct,serve_2r")
+    ap.add_argument("--servers", default="plain,serve,serve_proxy,serve_direct,serve_2r")
     ap.add_argument("--autoscaling", action="store_true")
     ap.add_argument("--step-s", type=float, default=40.0)
     ap.add_argument("--client", choices=("h2load", "httpx"), default="h2load",
@@ -316,7 +302,6 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="h2load: seconds per run (after a 1 s warm-up)")
     ap.add_argument("--name", default="serve_latency", help="results file name (benchmarks/results/<name>.json)")
     a = ap.parse_args()
-    _isolate(a.servers.split(","))
     with bench_settings("serve", RIDECAST_SERVING__RUN_FEED="false",
                         RIDECAST_SERVING__MAX_FEATURE_AGE_S=str(10 * 86400)) as s:
         if a.client == "h2load":

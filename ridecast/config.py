@@ -227,11 +227,10 @@ class ServingSettings(BaseModel):
         True, description="each replica also answers HTTP on its own port (Ray Serve direct ingress), past the proxy"
     )
     ingress: Literal["proxy", "haproxy"] = Field(
-        "proxy",
-        description="what answers on serving.port: Ray Serve's Python HTTP proxy, or its HAProxy ingress "
-        "(RAY_SERVE_ENABLE_HA_PROXY), a C load balancer that routes to the replicas' direct-ingress ports; Ray 2.60 "
-        "binds its stats and metrics ports and the replicas' ports on all interfaces, so `python -m serve` takes it "
-        "only where the network is the process's own (a Kubernetes pod, a loopback-only network namespace)",
+        "haproxy",
+        description="what answers on serving.port: Ray Serve's HAProxy ingress (RAY_SERVE_ENABLE_HA_PROXY), a C load "
+        "balancer that routes each request to a replica's direct-ingress port, or Serve's Python HTTP proxy, a hop "
+        "per request through Ray; `python -m serve` keeps HAProxy's stats and metrics frontends on host",
     )
     direct_ingress_ports: tuple[int, int] = Field(
         (30000, 31000), description="port range the replicas' own HTTP servers take their ports from (on host)"
@@ -280,7 +279,8 @@ class ServingSettings(BaseModel):
     @model_validator(mode="after")
     def _haproxy_routes_to_direct_ingress(self) -> "ServingSettings":
         if self.ingress == "haproxy" and not self.direct_ingress:
-            raise ValueError("ingress 'haproxy' routes to the replicas' own ports: it needs direct_ingress on")
+            raise ValueError("ingress 'haproxy' routes to the replicas' own ports: it needs direct_ingress on "
+                             "(or ingress 'proxy', RIDECAST_SERVING__INGRESS=proxy)")
         return self
 
 

@@ -77,7 +77,7 @@ def serve_text(r: ServeResult, zone: str = "TAMPINES") -> Text:
         "stop it with `ridecast down` (or `make down`)",
     ]
     if r.replica_urls:
-        lines.insert(1, f"  each replica also answers itself, past Serve's proxy: {', '.join(r.replica_urls)}")
+        lines.insert(1, f"  each replica also answers itself, past Serve's ingress: {', '.join(r.replica_urls)}")
     return Text.from_markup("\n".join(lines))
 
 

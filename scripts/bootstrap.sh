@@ -40,11 +40,10 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-need_services() {  # what tests and benchmarks start: PostgreSQL (production catalog), Redis (online store), h2load (HTTP load), ip (netns)
+need_services() {  # what tests and benchmarks start: PostgreSQL (production catalog), Redis (online store), h2load (HTTP load)
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then log "installing PostgreSQL"; apt_install postgresql; fi
   if ! command -v redis-server >/dev/null 2>&1; then log "installing Redis"; apt_install redis-server; fi
   if ! command -v h2load >/dev/null 2>&1; then log "installing h2load (HTTP load generator)"; apt_install nghttp2-client; fi
-  if ! command -v ip >/dev/null 2>&1; then log "installing iproute2 (ip: a loopback-only network namespace for HAProxy)"; apt_install iproute2; fi
 }
 
 java_major() { "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p'; }

@@ -13,7 +13,7 @@ topic). Every lookup carries its feature time, so a response can say how old it 
 """
 
 from serve._errors import (
-    IngressNetworkError,
+    HAProxyNotInstalledError,
     MalformedWindowError,
     NoFeaturesError,
     OnlineStoreError,
@@ -23,6 +23,7 @@ from serve._errors import (
     UnknownZoneError,
 )
 from serve._feed import FeatureFeed, FeedStats, bootstrap_from_lake, feed_until, run_feed, try_bootstrap
+from serve._haproxy import HAProxyBindError
 from serve._history import ZoneHistory, zone_history
 from serve._lookup import FeatureLookup, FetchedWindows, OnlineFeatures, is_stale
 from serve._models import LoadedModel, ModelSet, RefreshResult
@@ -40,7 +41,8 @@ __all__ = [
     "Forecast",
     "ForecastRequest",
     "ForecastService",
-    "IngressNetworkError",
+    "HAProxyBindError",
+    "HAProxyNotInstalledError",
     "LoadedModel",
     "MalformedWindowError",
     "ModelSet",

@@ -1,8 +1,9 @@
 """``python -m serve``: the forecasting service in the foreground until SIGTERM or SIGINT.
 
-Ray Serve (default): start a local Ray on 127.0.0.1 (or connect to ``training.ray_address``), start Serve's HTTP
-proxy on ``serving.host:serving.port``, deploy :func:`serve._deployment.build_app`, and block. Serve's own switches
-(direct ingress: each replica also serving HTTP on its own port) go into this process's environment first, which
+Ray Serve (default): start a local Ray on 127.0.0.1 (or connect to ``training.ray_address``), start Serve's ingress
+on ``serving.host:serving.port`` (HAProxy, or its Python proxy: ``serving.ingress``), deploy
+:func:`serve._deployment.build_app`, and block. Serve's own switches (direct ingress: each replica also serving HTTP
+on its own port, where HAProxy sends each request) go into this process's environment first, which
 the local Ray's controller and replicas inherit; a cluster joined by address keeps its own. ``--plain``: the
 single-process uvicorn app of :mod:`serve._plain` (same model, features and HTTP layer, no Ray), the benchmark's
 baseline and a fallback where Ray cannot run. ``--feed``: no HTTP, only the online-feature feed of the shared
@@ -97,14 +98,14 @@ def run_ray(settings: "Settings") -> int:
     from ray import serve
 
     from serve import _telemetry
-    from serve._deployment import APP_NAME, build_app, check_ingress_network, ray_serve_env
+    from serve._deployment import APP_NAME, build_app, haproxy_launcher_env, ray_serve_env
     from training.ray_runtime import init_ray, shutdown_ray
 
     own_cluster = not settings.training.ray_address
-    if own_cluster:
-        check_ingress_network(settings)  # before anything listens
     stop = _stop_on_signals()
     os.environ.update(ray_serve_env(settings))  # the local Ray's processes inherit Serve's switches
+    if own_cluster:
+        os.environ.update(haproxy_launcher_env(settings))  # its HAProxy, if any, binds on serving.host only
     _telemetry.reset_metrics_dir(settings)  # replicas of an earlier run left their multiprocess files
     _telemetry.configure(settings, service_name="ridecast-serve-driver")
     init_ray(settings, num_cpus=local_ray_cpus(settings))
@@ -169,11 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(metrics_env(settings))
     t0 = time.monotonic()
     log.info("starting (%s) on %s", "plain uvicorn" if args.plain else "Ray Serve", settings.serve_url)
-    from serve._errors import IngressNetworkError
+    from serve._errors import HAProxyNotInstalledError
 
     try:
         rc = run_plain(settings) if args.plain else run_ray(settings)
-    except IngressNetworkError as exc:  # settings this network must not run: say why, nothing started
+    except HAProxyNotInstalledError as exc:  # nothing started: say why and the fix
         log.error("refused: %s", exc)
         return 2
     log.info("exited after %.0fs", time.monotonic() - t0)

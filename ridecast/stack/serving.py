@@ -152,8 +152,8 @@ def replica_pids(settings: Settings | None = None) -> list[int]:
 def replica_urls(settings: Settings | None = None) -> list[str]:
     """The URLs the replicas answer at themselves when ``serving.direct_ingress`` is on: each replica's listening
     socket on ``serving.host`` within ``serving.direct_ingress_ports`` (Ray Serve allocates the port and does not
-    publish it). The proxy's ``serve_url`` stays the stable address; these skip its hop, for a client or load
-    balancer that spreads requests over them."""
+    publish it). ``serve_url`` stays the stable address (HAProxy sends each request to one of these; Serve's Python
+    proxy adds a hop of its own); these are for a client or load balancer that spreads requests over them itself."""
     s = settings or get_settings()
     lo, hi = s.serving.direct_ingress_ports
     urls = []
@@ -162,7 +162,7 @@ def replica_urls(settings: Settings | None = None) -> list[str]:
             conns = psutil.Process(pid).net_connections(kind="tcp")
         except psutil.Error:  # exited meanwhile
             continue
-        # on every interface with serving.ingress=haproxy (Ray binds them so): reachable on serving.host too
+        # a replica bound on every interface (where Ray binds it so) is reachable on serving.host too
         urls += [f"http://{s.serving.host}:{c.laddr.port}" for c in conns
                  if c.status == psutil.CONN_LISTEN and c.laddr.ip in (s.serving.host, "0.0.0.0", "::")
                  and lo <= c.laddr.port <= hi]

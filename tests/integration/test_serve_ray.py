@@ -165,7 +165,7 @@ def test_every_zone_and_horizon_over_http(served):
 
 
 def test_each_replica_answers_on_its_own_port_as_through_the_proxy(served):
-    """Direct ingress: past Serve's proxy, each replica's own HTTP server (on 127.0.0.1, in the configured range)
+    """Direct ingress: past Serve's ingress, each replica's own HTTP server (on 127.0.0.1, in the configured range)
     gives the answer the proxy gives, from the same app, batch queue and model."""
     s, up, first, _gold = served
     wait_for(lambda: len(replica_urls(s)) == 2, 300, "both replicas' own HTTP servers", lambda: str(replica_urls(s)))

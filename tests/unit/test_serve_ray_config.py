@@ -11,14 +11,12 @@ from ridecast.stack.lifecycle import ServeResult
 from ridecast.stack.process import free_port
 from ridecast.stack.serving import REPLICA_TITLE, ServingNotRunningError, request_forecast, serving_command
 from ridecast.views import forecast_table, serve_text
-from serve import IngressNetworkError
 from serve.__main__ import local_ray_cpus
 from serve._deployment import (
     APP_NAME,
     DEPLOYMENT_NAME,
     autoscaling_config,
     build_app,
-    check_ingress_network,
     deployment_options,
     ray_serve_env,
 )
@@ -33,7 +31,7 @@ def _text(renderable: object) -> str:
 
 def test_ray_serve_switches_come_from_settings(tmp_path, monkeypatch):
     s = Settings(home=tmp_path)
-    assert ray_serve_env(s) == {"RAY_SERVE_ENABLE_HA_PROXY": "0",
+    assert ray_serve_env(s) == {"RAY_SERVE_ENABLE_HA_PROXY": "1",
                                 "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
                                 "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": "30000",
                                 "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": "31000",
@@ -41,6 +39,7 @@ def test_ray_serve_switches_come_from_settings(tmp_path, monkeypatch):
                                 "RAY_SERVE_FREEZE_GC_ON_STARTUP": "1",
                                 "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
                                 "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0"}
+    monkeypatch.setenv("RIDECAST_SERVING__INGRESS", "proxy")  # HAProxy routes to the replicas' own ports
     monkeypatch.setenv("RIDECAST_SERVING__DIRECT_INGRESS", "false")
     monkeypatch.setenv("RIDECAST_SERVING__DIRECT_INGRESS_PORTS", "[20000, 20010]")
     monkeypatch.setenv("RIDECAST_SERVING__FREEZE_HEAP", "false")
@@ -48,7 +47,7 @@ def test_ray_serve_switches_come_from_settings(tmp_path, monkeypatch):
     env = ray_serve_env(Settings(home=tmp_path))
     assert env["RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"] == env["RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP"] == "1"
     assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "0" and env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"] == "20010"
-    assert env["RAY_SERVE_FREEZE_GC_ON_STARTUP"] == "0"
+    assert env["RAY_SERVE_FREEZE_GC_ON_STARTUP"] == "0" and env["RAY_SERVE_ENABLE_HA_PROXY"] == "0"
     with pytest.raises(ValueError, match="direct_ingress_ports"):
         Settings(home=tmp_path, serving={"direct_ingress_ports": (31000, 30000)})
 
@@ -56,19 +55,11 @@ def test_ray_serve_switches_come_from_settings(tmp_path, monkeypatch):
 def test_the_haproxy_ingress_needs_direct_ingress(tmp_path):
     env = ray_serve_env(Settings(home=tmp_path, serving={"ingress": "haproxy"}))
     assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1" and env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
+    assert ray_serve_env(Settings(home=tmp_path, serving={"ingress": "proxy"}))["RAY_SERVE_ENABLE_HA_PROXY"] == "0"
     with pytest.raises(ValueError, match="needs direct_ingress on"):
         Settings(home=tmp_path, serving={"ingress": "haproxy", "direct_ingress": False})
     with pytest.raises(ValueError, match="ingress"):
         Settings(home=tmp_path, serving={"ingress": "nginx"})
-
-
-def test_the_haproxy_ingress_is_refused_where_it_would_listen_beyond_loopback(tmp_path):
-    haproxy = Settings(home=tmp_path, serving={"ingress": "haproxy"})
-    refused = r"has eth0 besides the loopback: unset RIDECAST_SERVING__INGRESS.*127\.0\.0\.1.*unshare --net"
-    with pytest.raises(IngressNetworkError, match=refused):
-        check_ingress_network(haproxy, ["lo", "eth0"])
-    check_ingress_network(haproxy, ["lo"])  # a loopback-only namespace: nothing is reachable from outside
-    check_ingress_network(Settings(home=tmp_path), ["lo", "eth0"])  # Serve's proxy binds serving.host only
 
 
 def test_deployment_options_come_from_settings(tmp_path):
@@ -122,10 +113,10 @@ def test_serve_text_and_forecast_table():
     text = _text(serve_text(ServeResult("http://127.0.0.1:8000", "ray", 42, "{}"), "BEDOK"))
     assert "http://127.0.0.1:8000 (Ray Serve, pid 42)" in text
     assert "curl 'http://127.0.0.1:8000/v1/forecast/BEDOK?horizon=60'" in text and "ridecast down" in text
-    assert "past Serve's proxy" not in text
+    assert "past Serve's ingress" not in text
     text = _text(serve_text(ServeResult("http://127.0.0.1:8000", "ray", 42, "{}",
                                         ("http://127.0.0.1:30000", "http://127.0.0.1:30001")), "BEDOK"))
-    assert "past Serve's proxy: http://127.0.0.1:30000, http://127.0.0.1:30001" in text
+    assert "past Serve's ingress: http://127.0.0.1:30000, http://127.0.0.1:30001" in text
     rows = [
         {"zone": "BEDOK", "horizon_min": 60, "predicted_requests": 12.34, "target_start": "2026-12-02T04:00:00Z",
          "target_end": "2026-12-02T05:00:00Z", "feature_age_s": 42.0, "stale": False, "source": "model",
