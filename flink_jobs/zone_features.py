@@ -57,6 +57,9 @@ def flink_conf(spec: JobSpec) -> dict[str, str]:
         "parallelism.default": str(spec.parallelism),
         "rest.bind-address": "127.0.0.1",
         "rest.address": "127.0.0.1",
+        # the blob server of a local (MiniCluster) run binds jobmanager.bind-host, every interface by default; a
+        # cluster's JobManager has bound its own before a job's configuration is read
+        "jobmanager.bind-host": "127.0.0.1",
         "pipeline.name": f"ridecast-zone-features-{spec.mode}",
         **restart_conf(spec),
         "table.exec.source.idle-timeout": f"{spec.idle_timeout_s} s",

@@ -25,6 +25,7 @@ from ridecast.sources.simulate import simulate_events
 from ridecast.sql import run_sql
 from ridecast.stack.broker import ensure_topics
 from ridecast.stack.pipeline import JOB_TABLES, feature_job_process, start_stream, stop_stream
+from tests.listeners import beyond_loopback
 from tests.reference import KEY, as_frame, assert_features_equal, reference_features
 from tests.streaming import hostile_messages, stream_env, wait_for
 
@@ -97,9 +98,10 @@ def _run(s: Settings, broker: str, home):
 
     wait_for(late_landed, 600, "the late events to land in the dead letters", diagnose)
     time.sleep(2 * s.flink.checkpoint_interval_s)  # anything extra (a duplicate) would land now
-    job_alive = feature_job_process(s).info() is not None
+    job = feature_job_process(s).info()
     yield {"settings": s, "events": events, "hostile": hostile, "late": late, "expected": expected, "stats": stats,
-           "job_alive": job_alive, "sent_at": sent_at, "home": home}
+           "job_alive": job is not None, "sent_at": sent_at, "home": home,
+           "beyond_loopback": beyond_loopback(job["pid"]) if job else None}
 
 
 @pytest.fixture
@@ -211,3 +213,13 @@ def test_online_topic_carries_every_window_with_every_feature(stream_run, broker
     assert online["computed_at"].notna().all()
     online = online.sort_values(KEY).reset_index(drop=True)
     assert_features_equal(online, stream_run["expected"])  # every feature column, counts exactly
+
+
+def test_the_job_listens_on_loopback_but_for_pyflinks_python_worker(stream_run):
+    """Flink's blob server of the local run binds ``jobmanager.bind-host`` (127.0.0.1 from the job's
+    configuration); what remains beyond the loopback is PyFlink's loopback Python worker in the driver, whose gRPC
+    servers PyFlink binds on ``[::]:0`` (README, Limitations)."""
+    beyond = stream_run["beyond_loopback"]
+    assert beyond is not None, "the job was not running"
+    assert set(beyond) <= {"python"}, beyond  # nothing of the JVM
+    assert all(address == "::" for address, _port in beyond.get("python", [])), beyond

@@ -5,18 +5,17 @@ the replicas, HAProxy's stats and metrics frontends, which Ray renders on every 
 
 from __future__ import annotations
 
-import ipaddress
 import time
 
 import httpx
 import pandas as pd
-import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
 from ridecast.stack.process import free_port
 from ridecast.stack.serving import REPLICA_TITLE, replica_urls, serving_process, start_serving, stop_serving
 from tests.lake_fixtures import synthetic_events, write_lake
+from tests.listeners import listening, on_loopback
 from tests.streaming import env_settings
 from training.backtest import run_backtest_and_fit
 from training.dataset import load_lake
@@ -60,35 +59,14 @@ def champions(tmp_path_factory):
             yield s, {h: d.version for h, d in decisions.items()}
 
 
-def _listeners(pid: int) -> dict[str, set[str]]:
-    """Process name -> the addresses it listens on (TCP), over ``pid`` and all its descendants."""
-    seen: dict[str, set[str]] = {}
-    root = psutil.Process(pid)
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            name, conns = proc.name(), proc.net_connections(kind="tcp")
-        except psutil.Error:  # exited meanwhile
-            continue
-        for c in conns:
-            if c.status == psutil.CONN_LISTEN:
-                seen.setdefault(name, set()).add(f"{c.laddr.ip}|{c.laddr.port}")
-    return seen
-
-
-def _on_loopback(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("|")[0])
-    mapped = getattr(ip, "ipv4_mapped", None)  # Ray's gRPC servers: ::ffff:127.0.0.1
-    return ip.is_loopback or bool(mapped and mapped.is_loopback)
-
-
-def _haproxy_listeners(pid: int, port: int, deadline_s: float = 60.0) -> dict[str, set[str]]:
+def _haproxy_listeners(pid: int, port: int, deadline_s: float = 60.0) -> dict[str, set[tuple[str, int]]]:
     """The listeners once HAProxy's three frontends (service, stats, metrics) are up: Ray restarts HAProxy on
     each route change, and a draining one has closed its sockets."""
     end = time.monotonic() + deadline_s
     while True:
-        seen = _listeners(pid)
+        seen = listening(pid)
         haproxy = seen.get("haproxy", set())
-        if (len(haproxy) >= 3 and any(a.endswith(f"|{port}") for a in haproxy)) or time.monotonic() > end:
+        if (len(haproxy) >= 3 and any(p == port for _a, p in haproxy)) or time.monotonic() > end:
             return seen
         time.sleep(0.5)
 
@@ -99,13 +77,13 @@ def test_haproxy_answers_on_the_service_port_and_listens_on_serving_host_only(ch
         state = start_serving(s)
         listeners = _haproxy_listeners(serving_process(s).info()["pid"], s.serving.port)
         # HAProxy, not Serve's Python proxy, listens on serving.port, on serving.host
-        assert f"{s.serving.host}|{s.serving.port}" in listeners.get("haproxy", ()), listeners
+        assert (s.serving.host, s.serving.port) in listeners.get("haproxy", ()), listeners
         assert len(listeners["haproxy"]) >= 3, listeners  # its stats and metrics frontends too
         # ... and nothing of the service listens beyond the loopback, but for the one exception Ray Serve 2.60
         # hard-codes (each replica's inter-deployment gRPC server on [::]:0; README, Limitations)
-        beyond = {n: sorted(a for a in addrs if not _on_loopback(a)) for n, addrs in listeners.items()}
+        beyond = {n: sorted(a for a in addrs if not on_loopback(a[0])) for n, addrs in listeners.items()}
         grpc = beyond.pop(REPLICA_TITLE, [])
-        assert len(grpc) <= 1 and all(a.startswith("::|") for a in grpc), grpc
+        assert len(grpc) <= 1 and all(a == "::" for a, _p in grpc), grpc
         assert not any(beyond.values()), f"listening beyond {s.serving.host}: {beyond}"
         r = httpx.get(f"{state.url}/v1/forecast/TAMPINES", params={"horizon": 60}, timeout=30)
         assert r.status_code == 200, r.text
