@@ -230,7 +230,7 @@ class ServingSettings(BaseModel):
         "haproxy",
         description="what answers on serving.port: Ray Serve's HAProxy ingress (RAY_SERVE_ENABLE_HA_PROXY), a C load "
         "balancer that routes each request to a replica's direct-ingress port, or Serve's Python HTTP proxy, a hop "
-        "per request through Ray; `python -m serve` keeps HAProxy's stats and metrics frontends on host",
+        "per request through Ray; `python -m serve` keeps HAProxy's stats and metrics frontends on serving.host too",
     )
     direct_ingress_ports: tuple[int, int] = Field(
         (30000, 31000), description="port range the replicas' own HTTP servers take their ports from (on host)"

@@ -179,7 +179,7 @@ def ray_serve_env(settings: "Settings") -> dict[str, str]:
 
     Ingress (``serving.ingress``): ``haproxy`` puts Ray Serve's HAProxy ingress on ``serving.port`` in place of the
     Python proxy; it routes each request straight to a replica's direct-ingress port, so the per-request Python hop
-    is gone (benchmarks/README.md, ``serve_haproxy``). Ray keeps its config and sockets under
+    is gone (benchmarks/README.md, ``serve`` against ``serve_proxy``). Ray keeps its config and sockets under
     ``/tmp/haproxy-serve/<node id>``, apart per Ray node; :func:`haproxy_launcher_env` keeps all it binds on
     ``serving.host``.
     """

