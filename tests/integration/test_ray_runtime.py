@@ -1,29 +1,40 @@
 """``shutdown_ray`` leaves no process of its local Ray behind, not even a worker that would not exit by itself (as
-a Ray Train controller was seen to, once, in CI): a real local Ray and an actor holding a non-daemon thread."""
+a Ray Train controller was seen to, once, in CI): a real local Ray and an actor holding a non-daemon thread.
+
+The Ray runs in a child process: ``ray.init`` imports prometheus-client, and in the suite's own process that would
+come before the serving tests put it in multiprocess mode."""
 
 from __future__ import annotations
 
-import os
-import threading
-import time
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import psutil
 import pytest
-import ray
-
-from ridecast.config import Settings
-from training.ray_runtime import init_ray, shutdown_ray
 
 pytestmark = pytest.mark.integration
 
+SCRIPT = """
+import json, os, sys, threading, time
+import psutil, ray
+from ridecast.config import Settings
+from training.ray_runtime import init_ray, shutdown_ray
 
 @ray.remote(num_cpus=0)
 class Lingering:
-    """Keeps its process alive after Ray has shut down: Python waits for a non-daemon thread at exit."""
-
-    def start(self) -> int:
+    def start(self):
+        # keeps its process alive after Ray has shut down: Python waits for a non-daemon thread at exit
         threading.Thread(target=time.sleep, args=(600,), daemon=False).start()
         return os.getpid()
+
+assert init_ray(Settings(home=sys.argv[1]), num_cpus=1)
+actor = ray.get(Lingering.remote().start.remote(), timeout=120)
+raylet = [p.pid for p in psutil.Process().children(recursive=True) if p.name() == "raylet"]
+shutdown_ray(grace_s=5)
+print(json.dumps({"actor": actor, "raylet": raylet}))
+"""
 
 
 def _alive(pid: int) -> bool:
@@ -34,12 +45,13 @@ def _alive(pid: int) -> bool:
 
 
 def test_no_process_of_the_local_ray_outlives_its_shutdown(tmp_path):
-    shutdown_ray()  # a Ray an earlier test of this process left up
-    assert init_ray(Settings(home=tmp_path), num_cpus=1)
+    run = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).parents[2])
+    assert run.returncode == 0, run.stderr[-3000:]
+    pids = json.loads(run.stdout.strip().splitlines()[-1])
     try:
-        actor = ray.get(Lingering.remote().start.remote(), timeout=120)
-        raylet = [p.pid for p in psutil.Process().children(recursive=True) if p.name() == "raylet"]
+        assert pids["raylet"] and not _alive(pids["raylet"][0])
+        assert not _alive(pids["actor"]), "the actor's process outlived its Ray"
     finally:
-        shutdown_ray(grace_s=5)
-    assert raylet and not _alive(raylet[0])
-    assert not _alive(actor), "the actor's process outlived its Ray"
+        if _alive(pids["actor"]):
+            psutil.Process(pids["actor"]).kill()
