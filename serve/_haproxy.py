@@ -71,7 +71,7 @@ def confine_binds(config: str, host: str) -> str:
     out = []
     for line in config.splitlines(keepends=True):
         m = _BIND.match(line.rstrip("\n"))
-        if m and not line.lstrip().startswith("#"):
+        if m:  # a comment line does not start with "bind"
             addrs = ",".join(_confine_address(a, host) for a in m["addrs"].split(","))
             line = f"{m['lead']}{addrs}{m['rest']}" + ("\n" if line.endswith("\n") else "")
         out.append(line)

@@ -29,7 +29,7 @@ def on_loopback(address: str) -> bool:
     return ip.is_loopback or bool(mapped and mapped.is_loopback)
 
 
-def beyond_loopback(pid: int) -> dict[str, list[tuple[str, int]]]:
-    """The listeners of ``pid``'s tree that are not on a loopback address, by process name (none: empty)."""
-    out = {name: sorted(a for a in addrs if not on_loopback(a[0])) for name, addrs in listening(pid).items()}
+def beyond_loopback(listeners: dict[str, set[tuple[str, int]]]) -> dict[str, list[tuple[str, int]]]:
+    """The listeners of a :func:`listening` map that are not on a loopback address, by process name (none: empty)."""
+    out = {name: sorted(a for a in addrs if not on_loopback(a[0])) for name, addrs in listeners.items()}
     return {name: addrs for name, addrs in out.items() if addrs}

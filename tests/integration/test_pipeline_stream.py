@@ -25,7 +25,7 @@ from ridecast.sources.simulate import simulate_events
 from ridecast.sql import run_sql
 from ridecast.stack.broker import ensure_topics
 from ridecast.stack.pipeline import JOB_TABLES, feature_job_process, start_stream, stop_stream
-from tests.listeners import beyond_loopback
+from tests.listeners import beyond_loopback, listening
 from tests.reference import KEY, as_frame, assert_features_equal, reference_features
 from tests.streaming import hostile_messages, stream_env, wait_for
 
@@ -101,7 +101,7 @@ def _run(s: Settings, broker: str, home):
     job = feature_job_process(s).info()
     yield {"settings": s, "events": events, "hostile": hostile, "late": late, "expected": expected, "stats": stats,
            "job_alive": job is not None, "sent_at": sent_at, "home": home,
-           "beyond_loopback": beyond_loopback(job["pid"]) if job else None}
+           "beyond_loopback": beyond_loopback(listening(job["pid"])) if job else None}
 
 
 @pytest.fixture

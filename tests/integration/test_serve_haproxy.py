@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from ridecast.stack.process import free_port
 from ridecast.stack.serving import REPLICA_TITLE, replica_urls, serving_process, start_serving, stop_serving
 from tests.lake_fixtures import synthetic_events, write_lake
-from tests.listeners import listening, on_loopback
+from tests.listeners import beyond_loopback, listening
 from tests.streaming import env_settings
 from training.backtest import run_backtest_and_fit
 from training.dataset import load_lake
@@ -81,10 +81,10 @@ def test_haproxy_answers_on_the_service_port_and_listens_on_serving_host_only(ch
         assert len(listeners["haproxy"]) >= 3, listeners  # its stats and metrics frontends too
         # ... and nothing of the service listens beyond the loopback, but for the one exception Ray Serve 2.60
         # hard-codes (each replica's inter-deployment gRPC server on [::]:0; README, Limitations)
-        beyond = {n: sorted(a for a in addrs if not on_loopback(a[0])) for n, addrs in listeners.items()}
+        beyond = beyond_loopback(listeners)
         grpc = beyond.pop(REPLICA_TITLE, [])
         assert len(grpc) <= 1 and all(a == "::" for a, _p in grpc), grpc
-        assert not any(beyond.values()), f"listening beyond {s.serving.host}: {beyond}"
+        assert not beyond, f"listening beyond {s.serving.host}: {beyond}"
         r = httpx.get(f"{state.url}/v1/forecast/TAMPINES", params={"horizon": 60}, timeout=30)
         assert r.status_code == 200, r.text
         (f,) = r.json()["forecasts"]
