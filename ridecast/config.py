@@ -232,6 +232,14 @@ class ServingSettings(BaseModel):
         "balancer that routes each request to a replica's direct-ingress port, or Serve's Python HTTP proxy, a hop "
         "per request through Ray; `python -m serve` keeps HAProxy's stats and metrics frontends on serving.host too",
     )
+    haproxy_stats_port: int = Field(
+        8404, ge=1, le=65535, description="HAProxy's stats page (RAY_SERVE_HAPROXY_STATS_PORT, Ray's default): "
+        "a second service on one machine needs another",
+    )
+    haproxy_metrics_port: int = Field(
+        9101, ge=1, le=65535,
+        description="HAProxy's Prometheus exporter (RAY_SERVE_HAPROXY_METRICS_PORT, Ray's default)",
+    )
     direct_ingress_ports: tuple[int, int] = Field(
         (30000, 31000), description="port range the replicas' own HTTP servers take their ports from (on host)"
     )
@@ -241,6 +249,11 @@ class ServingSettings(BaseModel):
     # observability
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset: spans go to trace_file")
     trace_file: Path | None = Field(None, description="JSON-lines span file; default <state_dir>/traces/serve.jsonl")
+    trace_file_max_mb: float = Field(
+        100.0, gt=0, description="trace_file is rotated at this size (to .1, .2, ...), by whichever replica writes "
+        "past it first (concurrent-log-handler's lock): the local file cannot fill the disk",
+    )
+    trace_file_backups: int = Field(2, ge=1, description="rotated trace files kept; older spans are dropped")
     trace_export_batch_size: int = Field(
         64, ge=1, le=2048,
         description="spans per export (OpenTelemetry's BatchSpanProcessor; its default 512 is one long GIL-bound "

@@ -181,7 +181,8 @@ def ray_serve_env(settings: "Settings") -> dict[str, str]:
     Python proxy; it routes each request straight to a replica's direct-ingress port, so the per-request Python hop
     is gone (benchmarks/README.md, ``serve`` against ``serve_proxy``). Ray keeps its config and sockets under
     ``/tmp/haproxy-serve/<node id>``, apart per Ray node; :func:`haproxy_launcher_env` keeps all it binds on
-    ``serving.host``.
+    ``serving.host``. Its stats and Prometheus frontends take ``serving.haproxy_stats_port`` and
+    ``serving.haproxy_metrics_port`` (Ray's 8404 and 9101 by default): two services on one machine set their own.
     """
     sv = settings.serving
     lo, hi = sv.direct_ingress_ports
@@ -189,6 +190,8 @@ def ray_serve_env(settings: "Settings") -> dict[str, str]:
             "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1" if sv.direct_ingress else "0",
             "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(lo), "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(hi),
             "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": f"{sv.direct_ingress_drain_s:g}",
+            "RAY_SERVE_HAPROXY_STATS_PORT": str(sv.haproxy_stats_port),
+            "RAY_SERVE_HAPROXY_METRICS_PORT": str(sv.haproxy_metrics_port),
             "RAY_SERVE_FREEZE_GC_ON_STARTUP": "1" if sv.freeze_heap else "0",
             "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0" if sv.main_loop else "1",
             "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0" if sv.main_loop else "1"}

@@ -66,9 +66,11 @@ class Forecast:
     zone: str
     horizon_min: int
     predicted_requests: float  # >= 0
-    target_start: pd.Timestamp  # = feature_time: the forecast covers [feature_time, feature_time + horizon)
-    target_end: pd.Timestamp
-    feature_time: pd.Timestamp  # newest closed window the features read
+    # UTC datetimes, not pd.Timestamp: an all-zones answer serializes hundreds, and pydantic-core writes a plain
+    # datetime natively but a subclass through Python
+    target_start: datetime  # = feature_time: the forecast covers [feature_time, feature_time + horizon)
+    target_end: datetime
+    feature_time: datetime  # newest closed window the features read
     feature_age_s: float  # now - feature_time
     stale: bool
     source: Source
@@ -301,7 +303,10 @@ class ForecastService:
         _telemetry.observe_feature_age(h, age_s)
         reason = self._fallback_reason(lk, model)
         pred = c.pred if reason is None else None
-        end = lk.feature_time + pd.Timedelta(minutes=h)
+        start = lk.feature_time.to_pydatetime()
+        end = (lk.feature_time + pd.Timedelta(minutes=h)).to_pydatetime()
+        stale, source = lk.stale, "model" if pred is not None else "seasonal_naive"  # per horizon, not per zone
+        name, version = (None, None) if model is None else (model.name, model.version)
         out: dict[str, Forecast] = {}
         for z in lk.zones if zones is None else zones:
             i = c.index.get(z)
@@ -318,14 +323,14 @@ class ForecastService:
                 zone=z,
                 horizon_min=h,
                 predicted_requests=value,
-                target_start=lk.feature_time,
+                target_start=start,
                 target_end=end,
-                feature_time=lk.feature_time,
+                feature_time=start,
                 feature_age_s=age_s,
-                stale=lk.stale,
-                source="model" if pred is not None else "seasonal_naive",
-                model_name=None if model is None else model.name,
-                model_version=None if model is None else model.version,
+                stale=stale,
+                source=source,
+                model_name=name,
+                model_version=version,
                 fallback_reason=why,
             )
         return out

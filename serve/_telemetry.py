@@ -6,8 +6,10 @@ The service and the HTTP layer call the small functions below; they are cheap no
 **Traces.** One trace per request: the ingress span (``opentelemetry-instrumentation-fastapi``, named after the
 route template) with the children ``feature_lookup`` and ``inference`` that the service opens with :func:`span`.
 Spans go to ``serving.otlp_endpoint`` by OTLP/HTTP when it is set, else to ``settings.trace_file`` as JSON lines
-(the SDK's ``ConsoleSpanExporter`` writing one ``ReadableSpan.to_json`` per line, appended, so several replicas can
-share the file). The provider is process-wide (OpenTelemetry's global provider can be set once per process), so
+(the SDK's ``ConsoleSpanExporter`` writing one ``ReadableSpan.to_json`` per line). Several replicas share the file,
+and it is bounded: concurrent-log-handler appends each export batch under its lock file and rotates the file at
+``serving.trace_file_max_mb`` (keeping ``trace_file_backups``), whichever process writes past the size first. The
+provider is process-wide (OpenTelemetry's global provider can be set once per process), so
 the first :func:`configure` of a process chooses the destination.
 
 Under Ray Serve, ``@serve.batch`` runs one inference for several requests. Making the batch a child of one of them
@@ -177,9 +179,38 @@ def _span_exporter(settings: "Settings"):
 
     path = settings.trace_file
     path.parent.mkdir(parents=True, exist_ok=True)
-    # line-buffered append: one write per span line, so replicas sharing the file do not interleave mid-line
-    out = open(path, "a", buffering=1, encoding="utf-8")  # the exporter owns it for the process
+    out = _RotatingLines(path, settings.serving.trace_file_max_mb, settings.serving.trace_file_backups)
     return ConsoleSpanExporter(out=out, formatter=lambda s: s.to_json(indent=None) + "\n"), str(path)
+
+
+class _RotatingLines:
+    """The span exporter's ``out``: the lines of one export batch, appended to the trace file in one locked write.
+
+    Why a batch per write: concurrent-log-handler takes a lock file per record so that replicas sharing the file
+    neither interleave nor rotate it twice, and a lock per span would cost as much as serialising it. The exporter
+    calls ``write`` per span and ``flush`` once per batch (and the SDK exports one batch at a time)."""
+
+    def __init__(self, path: Path, max_mb: float, backups: int) -> None:
+        from concurrent_log_handler import ConcurrentRotatingFileHandler
+
+        self._handler = ConcurrentRotatingFileHandler(
+            str(path), "a", maxBytes=int(max_mb * 1024 * 1024), backupCount=backups, encoding="utf-8"
+        )
+        self._handler.terminator = ""  # each line brings its own newline
+        self._handler.setFormatter(logging.Formatter("%(message)s"))
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def write(self, line: str) -> None:
+        with self._lock:
+            self._lines.append(line)
+
+    def flush(self) -> None:
+        with self._lock:
+            text, self._lines = "".join(self._lines), []
+        if text:
+            record = logging.LogRecord("ridecast.spans", logging.INFO, __file__, 0, text, None, None)
+            self._handler.handle(record)
 
 
 def configure(settings: "Settings", service_name: str = "ridecast-serve") -> None:

@@ -38,6 +38,9 @@ def champions(tmp_path_factory):
         "RIDECAST_TRAINING__ACTOR": "test-suite",
         "RIDECAST_SERVING__PORT": str(free_port()),
         "RIDECAST_SERVING__INGRESS": "haproxy",
+        # not Ray's 8404 and 9101: what a second service on this machine would set
+        "RIDECAST_SERVING__HAPROXY_STATS_PORT": str(free_port()),
+        "RIDECAST_SERVING__HAPROXY_METRICS_PORT": str(free_port()),
         "RIDECAST_SERVING__RUN_FEED": "false",
         "RIDECAST_SERVING__MIN_REPLICAS": "1",
         "RIDECAST_SERVING__MAX_REPLICAS": "1",
@@ -78,7 +81,9 @@ def test_haproxy_answers_on_the_service_port_and_listens_on_serving_host_only(ch
         listeners = _haproxy_listeners(serving_process(s).info()["pid"], s.serving.port)
         # HAProxy, not Serve's Python proxy, listens on serving.port, on serving.host
         assert (s.serving.host, s.serving.port) in listeners.get("haproxy", ()), listeners
-        assert len(listeners["haproxy"]) >= 3, listeners  # its stats and metrics frontends too
+        # its stats and metrics frontends too, on the ports of settings
+        stats, metrics = s.serving.haproxy_stats_port, s.serving.haproxy_metrics_port
+        assert {(s.serving.host, stats), (s.serving.host, metrics)} <= listeners["haproxy"], listeners
         # ... and nothing of the service listens beyond the loopback, but for the one exception Ray Serve 2.60
         # hard-codes (each replica's inter-deployment gRPC server on [::]:0; README, Limitations)
         beyond = beyond_loopback(listeners)

@@ -460,6 +460,34 @@ def test_spans_are_exported_in_batches_of_the_configured_size(tmp_path):
     assert out.split()[-1] == "4"
 
 
+def test_the_trace_file_is_shared_by_replicas_and_rotated_at_its_size(tmp_path):
+    # two "replicas" write spans to one file at once, far past its size: it rotates, keeps trace_file_backups old
+    # files, drops older spans, and every line is still one whole span (batches do not interleave)
+    max_mb, backups = 0.02, 2
+    code = (
+        "import os, sys; from ridecast.config import get_settings; from serve import _telemetry as t\n"
+        "s = get_settings(); t.configure(s)\n"
+        "for i in range(400):\n"
+        "    with t.span(f'r{sys.argv[1]}-{i}', padding='x' * 200): pass\n"
+        "assert t.flush()\n"
+    )
+    base = {k: v for k, v in os.environ.items() if k != telemetry.MULTIPROC_ENV}
+    env = {**base, "RIDECAST_HOME": str(tmp_path), "RIDECAST_SERVING__TRACE_FILE_MAX_MB": str(max_mb),
+           "RIDECAST_SERVING__TRACE_FILE_BACKUPS": str(backups), "RIDECAST_SERVING__TRACE_EXPORT_BATCH_SIZE": "16"}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(n)], cwd=Path(__file__).parents[2], env=env)
+             for n in (1, 2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+
+    trace_file = Settings(home=tmp_path).trace_file
+    files = sorted(trace_file.parent.glob(trace_file.name + "*"))
+    assert [f.name for f in files] == [trace_file.name] + [f"{trace_file.name}.{i}" for i in range(1, backups + 1)]
+    lines = [line for f in files for line in f.read_text().splitlines()]
+    spans = [json.loads(line)["name"] for line in lines]  # a line cut by another writer would not parse
+    batch_bytes = max(len(line) + 1 for line in lines) * 16
+    assert all(f.stat().st_size <= max_mb * 1024 * 1024 + batch_bytes for f in files)
+    assert len(spans) < 800 and any(n.endswith("-399") for n in spans)  # the oldest were dropped, not the newest
+
+
 @pytest.mark.parametrize("freeze", [True, False])
 def test_a_serving_process_freezes_its_start_up_heap_when_configured(tmp_path, freeze):
     code = (

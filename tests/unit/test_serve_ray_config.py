@@ -36,6 +36,8 @@ def test_ray_serve_switches_come_from_settings(tmp_path, monkeypatch):
                                 "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": "30000",
                                 "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": "31000",
                                 "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
+                                "RAY_SERVE_HAPROXY_STATS_PORT": "8404",
+                                "RAY_SERVE_HAPROXY_METRICS_PORT": "9101",
                                 "RAY_SERVE_FREEZE_GC_ON_STARTUP": "1",
                                 "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
                                 "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0"}
@@ -44,7 +46,10 @@ def test_ray_serve_switches_come_from_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("RIDECAST_SERVING__DIRECT_INGRESS_PORTS", "[20000, 20010]")
     monkeypatch.setenv("RIDECAST_SERVING__FREEZE_HEAP", "false")
     monkeypatch.setenv("RIDECAST_SERVING__MAIN_LOOP", "false")
+    monkeypatch.setenv("RIDECAST_SERVING__HAPROXY_STATS_PORT", "18404")
+    monkeypatch.setenv("RIDECAST_SERVING__HAPROXY_METRICS_PORT", "19101")
     env = ray_serve_env(Settings(home=tmp_path))
+    assert (env["RAY_SERVE_HAPROXY_STATS_PORT"], env["RAY_SERVE_HAPROXY_METRICS_PORT"]) == ("18404", "19101")
     assert env["RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"] == env["RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP"] == "1"
     assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "0" and env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"] == "20010"
     assert env["RAY_SERVE_FREEZE_GC_ON_STARTUP"] == "0" and env["RAY_SERVE_ENABLE_HA_PROXY"] == "0"
