@@ -177,6 +177,12 @@ def ray_serve_env(settings: "Settings") -> dict[str, str]:
     saved is a thread hop per request (benchmarks/README.md, ``serve_direct_threads``: the A/B). The chart sets the
     same two variables in the RayService's containers from ``serving.mainLoop``.
 
+    Niceness (``serving.worker_niceness``, 0): Ray starts every worker at nice 15, so that a node's raylet and its
+    drivers come first. On the machine ``python -m serve`` starts its Ray on, the workers are the service (the
+    replicas, and the HAProxy a worker starts): at 15 they would yield the CPU to any other process, the demo's
+    Flink job, broker and Trino included, and to a load generator on the same machine. The variable is the one
+    Ray's own job manager sets for its job drivers. In a pod the container's CPU share decides, not niceness.
+
     Ingress (``serving.ingress``): ``haproxy`` puts Ray Serve's HAProxy ingress on ``serving.port`` in place of the
     Python proxy; it routes each request straight to a replica's direct-ingress port, so the per-request Python hop
     is gone (benchmarks/README.md, ``serve`` against ``serve_proxy``). Ray keeps its config and sockets under
@@ -190,6 +196,7 @@ def ray_serve_env(settings: "Settings") -> dict[str, str]:
             "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1" if sv.direct_ingress else "0",
             "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(lo), "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(hi),
             "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": f"{sv.direct_ingress_drain_s:g}",
+            "RAY_worker_niceness": str(sv.worker_niceness),
             "RAY_SERVE_HAPROXY_STATS_PORT": str(sv.haproxy_stats_port),
             "RAY_SERVE_HAPROXY_METRICS_PORT": str(sv.haproxy_metrics_port),
             "RAY_SERVE_FREEZE_GC_ON_STARTUP": "1" if sv.freeze_heap else "0",

@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pandas as pd
+import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -90,6 +91,10 @@ def test_haproxy_answers_on_the_service_port_and_listens_on_serving_host_only(ch
         grpc = beyond.pop(REPLICA_TITLE, [])
         assert len(grpc) <= 1 and all(a == "::" for a, _p in grpc), grpc
         assert not beyond, f"listening beyond {s.serving.host}: {beyond}"
+        # the replica and its HAProxy run at serving.worker_niceness, not Ray's 15 for workers
+        nice = {p.name(): p.nice() for p in psutil.Process(serving_process(s).info()["pid"]).children(recursive=True)
+                if p.name() == "haproxy" or p.name().startswith(REPLICA_TITLE)}
+        assert "haproxy" in nice and len(nice) == 2 and set(nice.values()) == {s.serving.worker_niceness}, nice
         r = httpx.get(f"{state.url}/v1/forecast/TAMPINES", params={"horizon": 60}, timeout=30)
         assert r.status_code == 200, r.text
         (f,) = r.json()["forecasts"]

@@ -36,6 +36,7 @@ def test_ray_serve_switches_come_from_settings(tmp_path, monkeypatch):
                                 "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": "30000",
                                 "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": "31000",
                                 "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
+                                "RAY_worker_niceness": "0",
                                 "RAY_SERVE_HAPROXY_STATS_PORT": "8404",
                                 "RAY_SERVE_HAPROXY_METRICS_PORT": "9101",
                                 "RAY_SERVE_FREEZE_GC_ON_STARTUP": "1",
