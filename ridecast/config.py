@@ -233,8 +233,9 @@ class ServingSettings(BaseModel):
         "per request through Ray; `python -m serve` keeps HAProxy's stats and metrics frontends on serving.host too",
     )
     worker_niceness: int = Field(
-        0, ge=-20, le=19, description="niceness of the serving Ray's workers, the replicas and HAProxy among them "
-        "(RAY_worker_niceness; Ray's own default, 15, puts them behind every other process of the machine)",
+        0, ge=0, le=19, description="niceness of the serving Ray's workers, the replicas and HAProxy among them "
+        "(RAY_worker_niceness; Ray's own default, 15, puts them behind every other process of the machine; below 0 "
+        "would need privileges)",
     )
     haproxy_stats_port: int = Field(
         8404, ge=1, le=65535, description="HAProxy's stats page (RAY_SERVE_HAPROXY_STATS_PORT, Ray's default): "
