@@ -66,9 +66,11 @@ def shutdown_ray(grace_s: float = 10.0) -> None:
 
     A Ray worker can outlive its Ray: a ``ray::TrainController`` of Ray Train was seen (once, in CI) logging its
     core worker destructed and then staying alive, idle, waiting on a thread of its own, reparented to init. The
-    processes are read before the shutdown (afterwards they are no longer this process's descendants): Ray's own,
-    by name or by their program under Ray's package, so nothing else this process started (a test's broker) is
-    touched. Also run at exit for a local Ray (``init_ray`` registers it)."""
+    processes are read before the shutdown (afterwards they are no longer this process's descendants): the
+    processes ``ray.init`` started as this process's children (its GCS, raylet and agents, by their program under
+    Ray's package) and everything under them (the workers, and what they started). Nothing else this process
+    started is touched, nor anything under it: a test's broker, or the demo's ``python -m serve``, whose own Ray
+    must outlive the demo. Also run at exit for a local Ray (``init_ray`` registers it)."""
     import ray
 
     if not ray.is_initialized():
@@ -89,11 +91,11 @@ def _local_ray_processes() -> list[psutil.Process]:
 
     package = os.path.dirname(ray.__file__) + os.sep
     found = []
-    for proc in psutil.Process().children(recursive=True):
+    for child in psutil.Process().children():
         try:
-            cmd = proc.cmdline()
+            cmd = child.cmdline()
+            if cmd and any(arg.startswith(package) for arg in cmd[:3]):
+                found += [child, *child.children(recursive=True)]
         except psutil.Error:  # exited meanwhile
             continue
-        if cmd and (cmd[0].startswith("ray::") or any(arg.startswith(package) for arg in cmd[:3])):
-            found.append(proc)
     return found

@@ -1,5 +1,7 @@
 """``shutdown_ray`` leaves no process of its local Ray behind, not even a worker that would not exit by itself (as
-a Ray Train controller was seen to, once, in CI): a real local Ray and an actor holding a non-daemon thread.
+a Ray Train controller was seen to, once, in CI): a real local Ray and an actor holding a non-daemon thread. And
+it kills nothing else: a process that trained and then started the service (``make demo``) must leave the
+service's own Ray running.
 
 The Ray runs in a child process: ``ray.init`` imports prometheus-client, and in the suite's own process that would
 come before the serving tests put it in multiprocess mode."""
@@ -17,7 +19,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 SCRIPT = """
-import json, os, sys, threading, time
+import json, os, subprocess, sys, threading, time
 import psutil, ray
 from ridecast.config import Settings
 from training.ray_runtime import init_ray, shutdown_ray
@@ -32,8 +34,14 @@ class Lingering:
 assert init_ray(Settings(home=sys.argv[1]), num_cpus=1)
 actor = ray.get(Lingering.remote().start.remote(), timeout=120)
 raylet = [p.pid for p in psutil.Process().children(recursive=True) if p.name() == "raylet"]
+# another service this process started, with Ray workers of its own (the demo's `python -m serve`): not this Ray's
+quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # the test reads this script's output to its end
+other = subprocess.Popen(["bash", "-c", "exec -a ray::ServeReplica:other sleep 600"], start_new_session=True, **quiet)
+wrapper = subprocess.Popen(["bash", "-c", "bash -c 'exec -a ray::ServeReplica:nested sleep 600' & wait"], **quiet)
+time.sleep(1)
+nested = [p.pid for p in psutil.Process(wrapper.pid).children()]
 shutdown_ray(grace_s=5)
-print(json.dumps({"actor": actor, "raylet": raylet}))
+print(json.dumps({"actor": actor, "raylet": raylet, "others": [other.pid, wrapper.pid, *nested]}))
 """
 
 
@@ -52,6 +60,9 @@ def test_no_process_of_the_local_ray_outlives_its_shutdown(tmp_path):
     try:
         assert pids["raylet"] and not _alive(pids["raylet"][0])
         assert not _alive(pids["actor"]), "the actor's process outlived its Ray"
+        # what the process started besides its Ray lives on, Ray-named processes under it too
+        assert len(pids["others"]) == 3 and all(_alive(p) for p in pids["others"]), pids["others"]
     finally:
-        if _alive(pids["actor"]):
-            psutil.Process(pids["actor"]).kill()
+        for pid in [pids["actor"], *pids["others"]]:
+            if _alive(pid):
+                psutil.Process(pid).kill()

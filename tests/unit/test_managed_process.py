@@ -54,3 +54,26 @@ def test_kill_ends_the_whole_session(tmp_path):
     mp, leader, child = _started(tmp_path)
     mp.kill()
     assert _gone(leader) and _gone(child), "a child in its own process group outlived kill -9"
+
+
+def test_stop_ends_what_a_leader_that_died_alone_left(tmp_path):
+    # the leader is killed without its session (as the demo's `python -m serve` was, its Ray killed under it): the
+    # child in a group of its own lives on, holding whatever it held, until stop ends it
+    mp, leader, child = _started(tmp_path)
+    psutil.Process(leader).kill()
+    mp._popen.wait(timeout=10)
+    assert mp.info() is None and psutil.Process(child).is_running()
+    assert mp.stop(grace=2)
+    assert _gone(child), "the dead leader's child outlived the stop"
+    assert not mp.pid_file.exists() and not mp.stop(grace=2)
+
+
+def test_a_new_start_ends_what_its_dead_predecessor_left(tmp_path):
+    mp, leader, child = _started(tmp_path)
+    psutil.Process(leader).kill()
+    mp._popen.wait(timeout=10)
+    mp2, leader2, child2 = _started(tmp_path)
+    try:
+        assert _gone(child) and leader2 != leader and not _gone(child2)
+    finally:
+        mp2.kill()
