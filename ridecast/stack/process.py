@@ -105,17 +105,9 @@ class ManagedProcess:
         if rec is None:
             return self._end_orphans(grace)
         self._signal_group(rec["pid"], sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.info() is not None:
-            self._reap()
-            time.sleep(0.2)
-        if self.info() is not None:
+        if not self._leader_gone(timeout, poll=0.2):
             self._signal_group(rec["pid"], signal.SIGKILL)
-            for _ in range(50):
-                self._reap()
-                if self.info() is None:
-                    break
-                time.sleep(0.1)
+            self._leader_gone(5.0, poll=0.1)
         self._end_session(rec["pid"], grace)
         self.pid_file.unlink(missing_ok=True)
         return True
@@ -127,12 +119,18 @@ class ManagedProcess:
             self._end_orphans(grace=0.0)
             return
         self._signal_group(rec["pid"], signal.SIGKILL)
-        for _ in range(100):
-            self._reap()
-            if self.info() is None:
-                break
-            time.sleep(0.05)
+        self._leader_gone(5.0, poll=0.05)
         self._end_session(rec["pid"], 0.0)
+
+    def _leader_gone(self, timeout: float, poll: float) -> bool:
+        """Wait up to ``timeout`` for the leader to exit (reaping it when we are its parent); True once it has."""
+        deadline = time.monotonic() + timeout
+        while self.info() is not None:
+            self._reap()
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+        return True
 
     def _end_orphans(self, grace: float) -> bool:
         """End what is left of a leader that went without a stop (it crashed, or something killed it alone): the
